@@ -1,0 +1,104 @@
+# ebl: build, test and run. `make` builds ./ebl and ./ebl.so; `make test`
+# runs every suite; `make run` runs the main job. Both install what is
+# missing (make deps) and build first.
+
+PREFIX ?= /usr/local
+CC ?= gcc
+LUA_INC ?= /usr/include/lua5.4
+BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+CUDA ?= /usr/local/cuda
+NVCC ?= $(shell command -v nvcc 2>/dev/null || \
+          ( [ -x $(CUDA)/bin/nvcc ] && echo $(CUDA)/bin/nvcc ))
+LUA ?= lua5.4
+
+WARN := -Wall -Wextra -Werror
+CFLAGS ?= -O3 -g
+CFLAGS += -std=gnu11 $(WARN) -fPIC -fopenmp -pthread -Isrc -I$(LUA_INC)
+LDFLAGS += -fopenmp -pthread
+# OpenBLAS: the OpenMP build shares one thread pool with ebl's own loops.
+BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -l:libopenblas.so.0
+LIBS := $(BLAS_LIBS) -lz -lm
+# The host links Lua dynamically and exports its symbols, so that Debian's
+# Lua C modules (lfs, system, term) resolve against the same interpreter.
+HOST_LIBS := -llua5.4 -lreadline -Wl,-E
+
+DEPS := lua5.4 liblua5.4-dev libreadline-dev lua-busted libopenblas-dev \
+        libopenblas0-openmp zlib1g-dev dataset-fashion-mnist \
+        python3 python3-pexpect libdnnl-dev
+
+CORE_SRC := $(wildcard src/*.c src/cpu/*.c)
+BIND_SRC := $(wildcard src/lua/*.c)
+HOST_SRC := $(wildcard src/host/*.c)
+LUA_LIB := $(sort $(wildcard lua/ebl/*.lua))
+CTEST_SRC := $(wildcard tests/c/test_*.c)
+
+CORE_OBJ := $(CORE_SRC:%.c=build/%.o)
+BIND_OBJ := $(BIND_SRC:%.c=build/%.o) build/embedded.o
+HOST_OBJ := $(HOST_SRC:%.c=build/%.o)
+CTESTS := $(CTEST_SRC:tests/c/%.c=build/tests/%)
+
+.PHONY: all deps test run bench install clean parts
+all: parts ebl ebl.so $(CTESTS)
+
+parts:
+	@if [ -n "$(NVCC)" ]; then echo "nvcc: found ($(NVCC))"; \
+	  else echo "nvcc: missing (CPU-only build)"; fi
+	@if [ -f $(CUDA)/include/cudnn.h ]; then echo "cuDNN: found"; \
+	  else echo "cuDNN: missing"; fi
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+build/embedded.c: scripts/embed.lua $(LUA_LIB)
+	@mkdir -p build
+	$(LUA) scripts/embed.lua $@ $(LUA_LIB)
+
+build/libebl.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+ebl: $(HOST_OBJ) $(BIND_OBJ) build/libebl.a
+	$(CC) $(LDFLAGS) -o $@ $(HOST_OBJ) $(BIND_OBJ) build/libebl.a \
+	  $(HOST_LIBS) $(LIBS)
+
+# The same module for a stock lua5.4: package.cpath must reach ebl.so.
+ebl.so: $(BIND_OBJ) build/libebl.a
+	$(CC) $(LDFLAGS) -shared -o $@ $(BIND_OBJ) build/libebl.a $(LIBS)
+
+build/tests/%: tests/c/%.c tests/c/tap.h build/libebl.a
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) -Itests/c $< -o $@ build/libebl.a $(LDFLAGS) $(LIBS)
+
+deps:
+	@missing=$$(for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q \
+	    $$missing; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/run
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./ebl scripts/main.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	./ebl scripts/bench.lua
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4
+	install -m 755 ebl $(DESTDIR)$(PREFIX)/bin/ebl
+	install -m 755 ebl.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ebl.so
+
+clean:
+	rm -rf build ebl ebl.so
+
+-include $(shell find build -name '*.d' 2>/dev/null)
