@@ -31,11 +31,13 @@ BIND_SRC := $(wildcard src/lua/*.c)
 HOST_SRC := $(wildcard src/host/*.c)
 LUA_LIB := $(sort $(wildcard lua/ebl/*.lua))
 CTEST_SRC := $(wildcard tests/c/test_*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
 
 CORE_OBJ := $(CORE_SRC:%.c=build/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=build/%.o) build/embedded.o
 HOST_OBJ := $(HOST_SRC:%.c=build/%.o)
 CTESTS := $(CTEST_SRC:tests/c/%.c=build/tests/%)
+BENCHES := $(BENCH_SRC:bench/%.c=build/bench/%)
 
 .PHONY: all deps test run bench install clean parts
 all: parts ebl ebl.so $(CTESTS)
@@ -69,6 +71,10 @@ build/tests/%: tests/c/%.c tests/c/tap.h build/libebl.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Itests/c $< -o $@ build/libebl.a $(LDFLAGS) $(LIBS)
 
+build/bench/%: bench/%.c build/libebl.a
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS) $< -o $@ build/libebl.a $(LDFLAGS) $(LIBS)
+
 deps:
 	@missing=$$(for p in $(DEPS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -90,8 +96,9 @@ run: deps
 	./ebl scripts/main.lua
 
 bench: deps
-	@$(MAKE) --no-print-directory all
-	./ebl scripts/bench.lua
+	@$(MAKE) --no-print-directory all $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@if [ -f scripts/bench.lua ]; then ./ebl scripts/bench.lua; fi
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4
