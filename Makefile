@@ -26,7 +26,7 @@ DEPS := lua5.4 liblua5.4-dev libreadline-dev lua-busted libopenblas-dev \
         libopenblas0-openmp zlib1g-dev dataset-fashion-mnist \
         python3 python3-pexpect libdnnl-dev
 
-CORE_SRC := $(wildcard src/*.c src/cpu/*.c)
+CORE_SRC := $(wildcard src/*.c src/cpu/*.c src/engine/*.c)
 BIND_SRC := $(wildcard src/lua/*.c)
 HOST_SRC := $(wildcard src/host/*.c)
 LUA_LIB := $(sort $(wildcard lua/ebl/*.lua))

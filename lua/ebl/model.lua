@@ -1,0 +1,218 @@
+-- ebl.model(g, opts): a graph compiled into the energy engine, with the
+-- user's vocabulary for inference, states, errors and learning. The
+-- numerics run in C (src/engine); this file only translates.
+return function(ebl)
+  local Model = {}
+  Model.__index = Model
+  Model.__name = 'ebl.Model'
+
+  local ENERGIES = {pc = true, bipc = true, bipc_sq = true, ep = true,
+                    bp = true}
+  local KNOWN = {energy = true, loss = true, beta = true, time_steps = true,
+    clamp = true, feedback_weight = true, feedback_from_output = true,
+    cb_weight = true, literal = true}
+
+  -- The configuration with its defaults. BiPC's defaults are the reading
+  -- that trains (docs/ENERGIES.md); literal = true gives eq. 10 as
+  -- written: feedback weight 1, feedback from the output, C_b on.
+  local function config(opts)
+    for k in pairs(opts) do
+      if not KNOWN[k] then
+        error(("model: unknown option '%s'"):format(tostring(k)), 3)
+      end
+    end
+    local energy = opts.energy or 'pc'
+    if not ENERGIES[energy] then
+      error(("model: energy must be pc, bipc, bipc_sq, ep or bp, got '%s'")
+        :format(tostring(energy)), 3)
+    end
+    local literal = opts.literal == true
+    local function pick(v, default, lit)
+      if v ~= nil then return v end
+      if literal then return lit end
+      return default
+    end
+    return {
+      energy = energy, loss = opts.loss or 'ce', beta = opts.beta or 1,
+      time_steps = opts.time_steps or 1, clamp = opts.clamp or false,
+      feedback_weight = pick(opts.feedback_weight, 0.1, 1),
+      feedback_from_output = pick(opts.feedback_from_output, false, true),
+      cb_weight = pick(opts.cb_weight, 0, 1),
+    }
+  end
+
+  -- Parameters in edge order, then layer order, weight before bias; a
+  -- tensor used twice (tied) appears once. Names follow the graph.
+  local function collect(g)
+    local params, names, index, groups = {}, {}, {}, {}
+    local edges = {}
+    for _, e in ipairs(g.edges) do
+      local prefix = e.src.name .. '->' .. e.dst.name
+      local ops = ebl.Graph.lower(e.fn, function(t)
+        if index[t] == nil then
+          params[#params + 1] = t
+          index[t] = #params
+        end
+        return index[t]
+      end)
+      for li, l in ipairs(e.fn:flat()) do
+        for _, field in ipairs{'weight', 'bias'} do
+          local t = l[field]
+          if t and names[index[t]] == nil then
+            names[index[t]] = ('%s.%d.%s'):format(prefix, li, field)
+            groups[index[t]] = prefix .. '.' .. li
+          end
+        end
+      end
+      edges[#edges + 1] = {src = e.src.index, dst = e.dst.index,
+        delay = e.delay, kind = e.kind, ops = ops}
+    end
+    return params, names, groups, edges
+  end
+
+  function ebl.model(g, opts)
+    if getmetatable(g) ~= ebl.Graph then
+      error("bad argument #1 to 'model' (graph expected, got "
+        .. type(g) .. ")", 2)
+    end
+    local cfg = config(opts or {})
+    local params, names, groups, edges = collect(g)
+    local nodes = {}
+    for i, nd in ipairs(g.nodes) do
+      nodes[i] = {name = nd.name, shape = nd.shape, role = nd.role,
+        activation = nd.activation, slope = nd.slope}
+    end
+    local core = ebl._model_new{config = cfg, nodes = nodes,
+      params = params, edges = edges}
+    return setmetatable({core = core, graph = g, config = cfg,
+      param_list = params, names = names, groups = groups}, Model)
+  end
+
+  local function node_index(self, name, fn)
+    local node = self.graph.by_name[name]
+    if node == nil then
+      error(("%s: no node named '%s'"):format(fn, tostring(name)), 3)
+    end
+    return node.index
+  end
+
+  local function time_index(self, t, fn)
+    local T = self.config.time_steps
+    t = t or T
+    if math.type(t) ~= 'integer' or t < 1 or t > T then
+      error(("%s: time step must be 1..%d, got %s"):format(fn, T,
+        tostring(t)), 3)
+    end
+    return t
+  end
+
+  -- Reads a live per-node tensor of the last inference.
+  local function slot(self, what, fn, name, t)
+    local v = self.core:slot(what, node_index(self, name, fn),
+      time_index(self, t, fn))
+    if v == nil then error(fn .. ': run m:infer first', 3) end
+    return v
+  end
+
+  function Model:infer(x, target, opts)
+    return self.core:infer(x, target, opts)
+  end
+
+  function Model:step(opts) return self.core:step(opts) end
+  function Model:energy() return self.core:energy() end
+
+  function Model:state(name, t) return slot(self, 'state', 'state', name, t) end
+
+  function Model:error(name, t, which)
+    if which ~= nil and which ~= 'feedback' and which ~= 'forward' then
+      error("error: third argument must be 'feedback' or 'forward'", 2)
+    end
+    return slot(self, which == 'feedback' and 'feedback' or 'error', 'error',
+      name, t)
+  end
+
+  function Model:state_grad(name, t)
+    return slot(self, 'grad', 'state_grad', name, t)
+  end
+
+  function Model:params()
+    return {table.unpack(self.param_list)}
+  end
+
+  function Model:param_names()
+    return {table.unpack(self.names)}
+  end
+
+  function Model:grads()
+    self.core:grads()
+    local out = {}
+    for i = 1, #self.param_list do out[i] = self.core:param_grad(i) end
+    return out
+  end
+
+  -- One learning step: gradients at the current states, then opt.
+  function Model:learn(opt)
+    if type(opt) ~= 'table' or type(opt.step) ~= 'function' then
+      error("bad argument #1 to 'learn' (optimiser expected, got "
+        .. type(opt) .. ")", 2)
+    end
+    opt:step(self.param_list, self:grads(), self.groups)
+  end
+
+  -- The output of a forward sweep (a copy), as at t = T.
+  function Model:predict(x)
+    self.core:forward(x)
+    local out = self.graph.nodes
+    for _, nd in ipairs(out) do
+      if nd.role == 'output' then
+        return self.core:slot('state', nd.index, self.config.time_steps)
+          :clone()
+      end
+    end
+  end
+
+  -- Accuracy of predict(x) against integer labels (0-based classes).
+  function Model:evaluate(x, labels)
+    local logits = self:predict(x)
+    local guess = logits:argmax(2)
+    local right = guess:eq(labels:int()):sum():item()
+    return right / labels:numel()
+  end
+
+  -- Per-node energy and |dF/dv| of each step of the last inference run
+  -- with record = true: {energy = {{...}, ...}, grad = {...}}.
+  function Model:trace() return self.core:trace() end
+
+  function Model:summary(opts)
+    opts = opts or {}
+    opts.time_steps = self.config.time_steps
+    return self.graph:summary(opts)
+  end
+
+  function Model:__tostring()
+    return ('model(%s, %d nodes, %d edges, %d parameter tensors)'):format(
+      self.config.energy, #self.graph.nodes, #self.graph.edges,
+      #self.param_list)
+  end
+
+  ebl.Model = Model
+  ebl.doc(ebl.model, "model(g, {energy='pc'|'bipc'|'bipc_sq'|'ep'|'bp', "
+    .. "loss='ce'|'mse', beta=1, time_steps=1, clamp=false, "
+    .. "feedback_weight=0.1, feedback_from_output=false, cb_weight=0, "
+    .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "
+    .. "eq. 10 as written.")
+  ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
+    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=}) "
+    .. '-> energy, steps, trace. States start from a forward sweep.')
+  ebl.doc(Model.step, 'm:step() -> energy after one more iteration.')
+  ebl.doc(Model.energy, 'm:energy() -> F (batch mean) at the current states.')
+  ebl.doc(Model.state, 'm:state(name [, t]) -> the live state tensor.')
+  ebl.doc(Model.error, "m:error(name [, t [, 'feedback']]) -> live error.")
+  ebl.doc(Model.state_grad, 'm:state_grad(name [, t]) -> dF/dv per sample.')
+  ebl.doc(Model.params, 'm:params() -> parameter tensors (live).')
+  ebl.doc(Model.grads, 'm:grads() -> dF/dtheta of the batch mean (live).')
+  ebl.doc(Model.learn, 'm:learn(opt) applies one optimiser step.')
+  ebl.doc(Model.predict, 'm:predict(x) -> output of a forward sweep.')
+  ebl.doc(Model.evaluate, 'm:evaluate(x, labels) -> accuracy in [0, 1].')
+  return Model
+end

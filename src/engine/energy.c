@@ -1,0 +1,452 @@
+/* The energies and their gradients at the current states: predictions
+   and errors (PC, BiPC eq. 10 and eq. 9), the Hopfield-like energy of
+   EP, dF/dv for every free state, dF/dtheta for every parameter, and
+   backprop through the same chains. docs/ENERGIES.md has the equations;
+   per sample, F = 1/2 sum ||r||^2 + beta C, reported as a batch mean. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static int is_bipc(const ebl_model *m) {
+  return m->cfg.energy == EBL_ENERGY_BIPC ||
+         m->cfg.energy == EBL_ENERGY_BIPC_SQ;
+}
+
+static ebl_status sum_squares(const ebl_tensor *t, double *out) {
+  double norm;
+  TRY(ebl_reduce_all(EBL_NORM, t, 2.0, &norm));
+  *out = norm * norm;
+  return EBL_OK;
+}
+
+/* A node's state is free unless it is the input or a clamped output. */
+int ebl_energy_is_free(const ebl_model *m, int node) {
+  if (node == m->input)
+    return 0;
+  return !(node == m->output && m->cfg.clamp_output && m->have_target &&
+           m->T == 1);
+}
+
+/* Free at slot (node, t): clamping holds the output at t = T only. */
+static int slot_free(const ebl_model *m, int node, int t) {
+  if (node == m->input)
+    return 0;
+  return !(node == m->output && m->cfg.clamp_output && m->have_target &&
+           t == m->T - 1);
+}
+
+static ebl_chain_buf *fwd_buf(ebl_model *m, int e, int t) {
+  return &m->fwd[e * m->T + t];
+}
+
+/* ---------------------------------------------------------------- */
+/* Predictions                                                       */
+
+/* Runs the forward chains into slot (node, t) and sums them into pre;
+   pred = node function (pre) when the node has one. */
+static ebl_status predict_slot(ebl_model *m, int node, int t,
+                               int skip_cached) {
+  int s = slot_of(m, node, t), terms = 0;
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    if (ed->dst != node || t - ed->delay < 0)
+      continue;
+    ebl_chain_buf *b = fwd_buf(m, e, t);
+    if (!(skip_cached && ed->src == m->input))
+      TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
+    const ebl_tensor *out = &b->act[ed->nops];
+    TRY(terms++ == 0 ? ebl_copy(&m->pre[s], out)
+                     : ebl_binary(EBL_ADD, &m->pre[s], &m->pre[s], out));
+  }
+  const ebl_node *n = &m->nodes[node];
+  if (terms > 0 && n->has_act)
+    TRY(ebl_unary(n->act, &m->pred[s], &m->pre[s], n->act_param, 0.0));
+  return EBL_OK;
+}
+
+static const ebl_tensor *prediction(const ebl_model *m, int s, int node) {
+  return m->nodes[node].has_act ? &m->pred[s] : &m->pre[s];
+}
+
+ebl_status ebl_energy_forward_sweep(ebl_model *m) {
+  int slots = m->nnodes * m->T;
+  for (int k = 0; k < slots; k++) {
+    int s = m->order[k], node = s / m->T, t = s % m->T;
+    if (node == m->input)
+      continue;
+    TRY(predict_slot(m, node, t, 0));
+    if (!m->has_f[s])
+      continue;
+    if (!slot_free(m, node, t))
+      TRY(ebl_copy(&m->v[s], &m->target));
+    else
+      TRY(ebl_copy(&m->v[s], prediction(m, s, node)));
+  }
+  m->inputs_cached = 1;
+  m->states_ready = 1;
+  return EBL_OK;
+}
+
+/* Feedback predictions v_b (the mean of the terms) and errors e_b. */
+static ebl_status feedback(ebl_model *m) {
+  int slots = m->nnodes * m->T;
+  for (int s = 0; s < slots; s++)
+    if (m->k_b[s] > 0)
+      TRY(ebl_fill(&m->fb[s], 0.0));
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
+      ebl_chain_buf *b = &m->fbk[e * m->T + t];
+      int s = slot_of(m, ed->src, t);
+      TRY(ebl_chain_forward(ed->fb, ed->nfb, b, &m->params));
+      TRY(ebl_axpby(&m->fb[s], 1.0 / m->k_b[s], &b->act[ed->nfb], 1.0));
+    }
+  }
+  for (int s = 0; s < slots; s++)
+    if (m->k_b[s] > 0)
+      TRY(ebl_binary(EBL_SUB, &m->err_b[s], &m->v[s], &m->fb[s]));
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* PC and BiPC: energy and error signals                             */
+
+/* The output cost C (batch mean) and cost_grad = per-sample dC/dv. */
+static ebl_status output_cost(ebl_model *m, double *cost) {
+  const ebl_tensor *out = &m->v[slot_of(m, m->output, m->T - 1)];
+  if (m->cfg.loss == EBL_LOSS_CE)
+    TRY(ebl_cross_entropy(cost, out, &m->target, &m->cost_grad));
+  else
+    TRY(ebl_mse_loss(cost, out, &m->target, &m->cost_grad));
+  return ebl_binary_scalar(EBL_MUL, &m->cost_grad, &m->cost_grad,
+                           (double)m->batch);
+}
+
+/* Signals of one slot: sig = dF/de_f, sig_b = dF/de_b, and its energy
+   (per-sample sum, summed over the batch). */
+static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
+  double lambda = m->cfg.fb_weight, ef = 0.0, eb = 0.0;
+  int k = m->k_b[s];
+  if (node == m->input) {
+    if (k == 0)
+      return EBL_OK;
+    double cb = m->cfg.cb_weight;
+    TRY(sum_squares(&m->err_b[s], &eb));
+    *e += 0.5 * cb * eb;
+    return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
+  }
+  TRY(ebl_copy(&m->sig[s], &m->err[s]));
+  if (k > 0 && m->cfg.energy == EBL_ENERGY_BIPC) {
+    TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
+    TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->sig[s], lambda));
+  } else if (k > 0) {
+    TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
+                          lambda * lambda));
+    TRY(sum_squares(&m->err_b[s], &eb));
+    eb *= lambda * lambda;
+  }
+  TRY(sum_squares(&m->sig[s], &ef));
+  *e += 0.5 * (ef + eb);
+  return EBL_OK;
+}
+
+/* Records the energy of each node (batch mean, summed over time). */
+static void record_node(ebl_model *m, int node, double e) {
+  if (m->record && m->node_energy != NULL && m->rows < m->cap_rows)
+    m->node_energy[m->rows * m->nnodes + node] += e / (double)m->batch;
+}
+
+static ebl_status pc_eval(ebl_model *m, double beta, double *energy) {
+  int slots = m->nnodes * m->T;
+  for (int k = 0; k < slots; k++) {
+    int s = m->order[k], node = s / m->T, t = s % m->T;
+    if (node == m->input)
+      continue;
+    TRY(predict_slot(m, node, t, m->inputs_cached));
+    if (m->has_f[s])
+      TRY(ebl_binary(EBL_SUB, &m->err[s], &m->v[s],
+                     prediction(m, s, node)));
+  }
+  if (is_bipc(m))
+    TRY(feedback(m));
+  double total = 0.0;
+  for (int s = 0; s < slots; s++) {
+    double e = 0.0;
+    TRY(slot_signals(m, s, s / m->T, &e));
+    record_node(m, s / m->T, e);
+    total += e;
+  }
+  double cost = 0.0;
+  if (m->have_target && beta != 0.0 && !m->cfg.clamp_output)
+    TRY(output_cost(m, &cost));
+  *energy = total / (double)m->batch + beta * cost;
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* PC and BiPC: gradients                                            */
+
+/* The cotangent of the chains' summed output at slot s: the signal,
+   times the node function's derivative when the node has one. It is
+   written over pred, which the errors no longer need. */
+static const ebl_tensor *chain_cotangent(ebl_model *m, int s, int node,
+                                         const ebl_tensor *signal) {
+  const ebl_node *n = &m->nodes[node];
+  if (!n->has_act)
+    return signal;
+  if (ebl_unary(n->act_grad, &m->pred[s], &m->pre[s], n->act_param,
+                0.0) != EBL_OK ||
+      ebl_binary(EBL_MUL, &m->pred[s], &m->pred[s], signal) != EBL_OK)
+    return NULL;
+  return &m->pred[s];
+}
+
+/* grad(slot) -= scale * VJP of a chain, when the slot is free. */
+static ebl_status pull_back(ebl_model *m, const ebl_op *ops, int nops,
+                            ebl_chain_buf *b, const ebl_tensor *dy,
+                            int node, int t, double scale,
+                            double grad_scale) {
+  int s = slot_of(m, node, t);
+  int free_state = slot_free(m, node, t) && scale != 0.0;
+  const ebl_tensor *dx = free_state ? &m->tmp[s] : NULL;
+  TRY(ebl_chain_vjp(ops, nops, b, &m->params, dy, dx, grad_scale));
+  if (free_state)
+    TRY(ebl_axpby(&m->grad[s], -scale, &m->tmp[s], 1.0));
+  return EBL_OK;
+}
+
+/* Through every chain: states (state_scale 1) and/or parameters
+   (param_scale: the factor of the batch mean). */
+static ebl_status pc_backward(ebl_model *m, double state_scale,
+                              double param_scale) {
+  int slots = m->nnodes * m->T;
+  for (int s = 0; s < slots; s++) {
+    int node = s / m->T;
+    if (!m->has_f[s])
+      continue;
+    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s]);
+    if (dy == NULL)
+      return ebl_fail(EBL_EARG, "engine: %s", ebl_error());
+    for (int e = 0; e < m->nedges; e++) {
+      const ebl_edge *ed = &m->edges[e];
+      int t = s % m->T;
+      if (ed->dst != node || t - ed->delay < 0)
+        continue;
+      TRY(pull_back(m, ed->ops, ed->nops, fwd_buf(m, e, t), dy, ed->src,
+                    t - ed->delay, state_scale, -param_scale));
+    }
+  }
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
+      int s = slot_of(m, ed->src, t);
+      double share = 1.0 / m->k_b[s];
+      TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
+                    &m->sig_b[s], ed->dst, t + ed->delay,
+                    state_scale * share, -param_scale * share));
+    }
+  }
+  return EBL_OK;
+}
+
+/* dF/dv of every free slot, from the signals of the last eval. */
+static ebl_status pc_state_grads(ebl_model *m, double beta) {
+  int slots = m->nnodes * m->T;
+  for (int s = 0; s < slots; s++) {
+    int node = s / m->T;
+    if (!slot_free(m, node, s % m->T))
+      continue;
+    TRY(m->has_f[s] ? ebl_copy(&m->grad[s], &m->sig[s])
+                    : ebl_fill(&m->grad[s], 0.0));
+    if (m->k_b[s] > 0)
+      TRY(ebl_binary(EBL_ADD, &m->grad[s], &m->grad[s], &m->sig_b[s]));
+  }
+  if (m->have_target && beta != 0.0 && !m->cfg.clamp_output) {
+    int s = slot_of(m, m->output, m->T - 1);
+    TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
+  }
+  return pc_backward(m, 1.0, 0.0);
+}
+
+static ebl_status zero_param_grads(ebl_model *m) {
+  for (int i = 0; i < m->params.count; i++)
+    TRY(ebl_fill(&m->params.grad[i], 0.0));
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* EP: E = 1/2 sum ||v||^2 - sum_e <rho(v_dst), f_e(rho(v_src))>       */
+/* The chains read rho(v) from pre (the input enters as x itself).    */
+
+static const ebl_tensor *ep_rho(ebl_model *m, int node) {
+  int s = slot_of(m, node, 0);
+  return node == m->input ? &m->v[s] : &m->pre[s];
+}
+
+/* rho(v) into pre and rho'(v) into pred, for every state. */
+static ebl_status ep_activate(ebl_model *m) {
+  for (int i = 0; i < m->nnodes; i++) {
+    const ebl_node *n = &m->nodes[i];
+    int s = slot_of(m, i, 0);
+    if (i == m->input)
+      continue;
+    ebl_unary_op rho = n->has_act ? n->act : EBL_SIGMOID;
+    ebl_unary_op rho_grad = n->has_act ? n->act_grad : EBL_SIGMOID_GRAD;
+    TRY(ebl_unary(rho, &m->pre[s], &m->v[s], n->act_param, 0.0));
+    TRY(ebl_unary(rho_grad, &m->pred[s], &m->v[s], n->act_param, 0.0));
+  }
+  return EBL_OK;
+}
+
+static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
+  TRY(ep_activate(m));
+  double total = 0.0, part;
+  for (int i = 0; i < m->nnodes; i++) {
+    if (i == m->input)
+      continue;
+    TRY(sum_squares(&m->v[slot_of(m, i, 0)], &part));
+    total += 0.5 * part;
+    record_node(m, i, 0.5 * part);
+  }
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    ebl_chain_buf *b = fwd_buf(m, e, 0);
+    int d = slot_of(m, ed->dst, 0);
+    TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
+    TRY(ebl_binary(EBL_MUL, &m->tmp[d], ep_rho(m, ed->dst),
+                   &b->act[ed->nops]));
+    TRY(ebl_reduce_all(EBL_SUM, &m->tmp[d], 0.0, &part));
+    total -= part;
+    record_node(m, ed->dst, -part);
+  }
+  double cost = 0.0;
+  if (m->have_target && beta != 0.0)
+    TRY(output_cost(m, &cost));
+  *energy = total / (double)m->batch + beta * cost;
+  return EBL_OK;
+}
+
+/* dE/dv = v - rho'(v) * (sum of chains into v + sum of VJPs of chains
+   out of v at rho(v_dst)), plus beta dC/dv at the output. */
+static ebl_status ep_state_grads(ebl_model *m, double beta) {
+  for (int i = 0; i < m->nnodes; i++)
+    if (i != m->input)
+      TRY(ebl_fill(&m->sig[slot_of(m, i, 0)], 0.0));
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    ebl_chain_buf *b = fwd_buf(m, e, 0);
+    int d = slot_of(m, ed->dst, 0), s = slot_of(m, ed->src, 0);
+    TRY(ebl_binary(EBL_ADD, &m->sig[d], &m->sig[d], &b->act[ed->nops]));
+    if (ed->src == m->input)
+      continue;
+    TRY(ebl_chain_vjp(ed->ops, ed->nops, b, &m->params, ep_rho(m, ed->dst),
+                      &m->tmp[s], 0.0));
+    TRY(ebl_binary(EBL_ADD, &m->sig[s], &m->sig[s], &m->tmp[s]));
+  }
+  for (int i = 0; i < m->nnodes; i++) {
+    int s = slot_of(m, i, 0);
+    if (!slot_free(m, i, 0))
+      continue;
+    TRY(ebl_binary(EBL_MUL, &m->grad[s], &m->pred[s], &m->sig[s]));
+    TRY(ebl_binary(EBL_SUB, &m->grad[s], &m->v[s], &m->grad[s]));
+  }
+  if (m->have_target && beta != 0.0) {
+    int s = slot_of(m, m->output, 0);
+    TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
+  }
+  return EBL_OK;
+}
+
+/* dE/dtheta (batch mean) = -J_theta^T rho(v_dst) at rho(v_src). */
+static ebl_status ep_param_grads(ebl_model *m) {
+  TRY(zero_param_grads(m));
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, 0), &m->params,
+                      ep_rho(m, ed->dst), NULL, -1.0 / (double)m->batch));
+  }
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Backprop through the same chains, after a forward sweep           */
+
+/* Signals are dC/dv here; the slots are visited in reverse order, so a
+   slot's signal is complete before it flows on to its sources. */
+ebl_status ebl_energy_backprop(ebl_model *m) {
+  int slots = m->nnodes * m->T;
+  double cost;
+  for (int s = 0; s < slots; s++)
+    TRY(ebl_fill(&m->sig[s], 0.0));
+  TRY(zero_param_grads(m));
+  TRY(output_cost(m, &cost));
+  TRY(ebl_copy(&m->sig[slot_of(m, m->output, m->T - 1)], &m->cost_grad));
+  for (int k = slots - 1; k >= 0; k--) {
+    int s = m->order[k], node = s / m->T, t = s % m->T;
+    if (node == m->input || !m->has_f[s])
+      continue;
+    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s]);
+    if (dy == NULL)
+      return ebl_fail(EBL_EARG, "engine: %s", ebl_error());
+    for (int e = 0; e < m->nedges; e++) {
+      const ebl_edge *ed = &m->edges[e];
+      if (ed->dst != node || t - ed->delay < 0)
+        continue;
+      int src = slot_of(m, ed->src, t - ed->delay);
+      const ebl_tensor *dx = ed->src == m->input ? NULL : &m->tmp[src];
+      TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, t), &m->params,
+                        dy, dx, 1.0 / (double)m->batch));
+      if (dx != NULL)
+        TRY(ebl_binary(EBL_ADD, &m->sig[src], &m->sig[src], dx));
+    }
+  }
+  for (int s = 0; s < slots; s++)
+    TRY(ebl_copy(&m->grad[s], &m->sig[s]));
+  m->grads_ready = 1;
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Dispatch on the energy                                            */
+
+ebl_status ebl_energy_eval(ebl_model *m, double beta, double *energy) {
+  switch (m->cfg.energy) {
+  case EBL_ENERGY_EP:
+    return ep_eval(m, beta, energy);
+  case EBL_ENERGY_BP: {
+    double cost = 0.0;
+    if (m->have_target)
+      TRY(output_cost(m, &cost));
+    *energy = cost;
+    return EBL_OK;
+  }
+  default:
+    return pc_eval(m, beta, energy);
+  }
+}
+
+ebl_status ebl_energy_state_grads(ebl_model *m, double beta) {
+  switch (m->cfg.energy) {
+  case EBL_ENERGY_EP:
+    return ep_state_grads(m, beta);
+  case EBL_ENERGY_BP:
+    return ebl_energy_backprop(m);
+  default:
+    return pc_state_grads(m, beta);
+  }
+}
+
+ebl_status ebl_energy_param_grads(ebl_model *m, double beta) {
+  double energy;
+  TRY(ebl_energy_eval(m, beta, &energy));
+  switch (m->cfg.energy) {
+  case EBL_ENERGY_EP:
+    return ep_param_grads(m);
+  case EBL_ENERGY_BP:
+    return ebl_energy_backprop(m);
+  default:
+    TRY(zero_param_grads(m));
+    return pc_backward(m, 0.0, 1.0 / (double)m->batch);
+  }
+}

@@ -1,0 +1,261 @@
+/* Inference and gradients: the loop of a batch (state optimiser steps
+   on dF/dv until the tolerance or the step limit), EP's three phases,
+   the diagnostics recorded per iteration, and the public entry points.
+   Nothing here allocates per iteration. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "interrupt.h"
+
+/* ---------------------------------------------------------------- */
+/* State optimisers                                                  */
+
+/* Adam on one state: v -= lr * mhat / (sqrt(vhat) + eps). */
+static ebl_status adam_slot(ebl_model *m, int s, const ebl_infer_opts *o) {
+  const ebl_tensor *g = &m->grad[s], *m1 = &m->mom1[s];
+  const ebl_tensor *m2 = &m->mom2[s], *tmp = &m->tmp[s];
+  double c1 = 1.0 - pow(o->beta1, m->adam_t);
+  double c2 = 1.0 - pow(o->beta2, m->adam_t);
+  TRY(ebl_axpby(m1, 1.0 - o->beta1, g, o->beta1));
+  TRY(ebl_binary(EBL_MUL, tmp, g, g));
+  TRY(ebl_axpby(m2, 1.0 - o->beta2, tmp, o->beta2));
+  TRY(ebl_binary_scalar(EBL_MUL, tmp, m2, 1.0 / c2));
+  TRY(ebl_unary(EBL_SQRT, tmp, tmp, 0.0, 0.0));
+  TRY(ebl_binary_scalar(EBL_ADD, tmp, tmp, o->eps));
+  TRY(ebl_binary(EBL_DIV, tmp, m1, tmp));
+  return ebl_axpby(&m->v[s], -o->state_lr / c1, tmp, 1.0);
+}
+
+static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
+  int slots = m->nnodes * m->T;
+  m->adam_t++;
+  for (int s = 0; s < slots; s++) {
+    int node = s / m->T;
+    if (node == m->input)
+      continue;
+    if (node == m->output && m->cfg.clamp_output && m->have_target &&
+        s % m->T == m->T - 1)
+      continue;
+    switch (o->optim) {
+    case EBL_STATE_SGD:
+      TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->grad[s], 1.0));
+      break;
+    case EBL_STATE_MOMENTUM:
+      TRY(ebl_axpby(&m->mom1[s], 1.0, &m->grad[s], o->momentum));
+      TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->mom1[s], 1.0));
+      break;
+    case EBL_STATE_ADAM:
+      TRY(adam_slot(m, s, o));
+      break;
+    }
+  }
+  return EBL_OK;
+}
+
+static ebl_status reset_optimiser(ebl_model *m) {
+  int slots = m->nnodes * m->T;
+  m->adam_t = 0;
+  for (int s = 0; s < slots; s++) {
+    TRY(ebl_fill(&m->mom1[s], 0.0));
+    TRY(ebl_fill(&m->mom2[s], 0.0));
+  }
+  return EBL_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Diagnostics                                                       */
+
+/* Room for rows of per-node records (allocated per infer, not per
+   iteration). */
+static ebl_status prepare_record(ebl_model *m, int rows, int on) {
+  m->record = on;
+  m->rows = 0;
+  if (rows > m->cap_rows) {
+    double *tr = realloc(m->trace, sizeof *tr * (size_t)rows);
+    if (tr == NULL)
+      return ebl_fail(EBL_ENOMEM, "infer: out of memory for the trace");
+    m->trace = tr;
+    double *ne = realloc(m->node_energy,
+                         sizeof *ne * (size_t)rows * (size_t)m->nnodes);
+    double *ng = ne == NULL ? NULL : realloc(m->node_grad,
+                         sizeof *ng * (size_t)rows * (size_t)m->nnodes);
+    if (ne != NULL) m->node_energy = ne;
+    if (ng == NULL)
+      return ebl_fail(EBL_ENOMEM, "infer: out of memory for the trace");
+    m->node_grad = ng;
+    m->cap_rows = rows;
+  }
+  memset(m->node_energy, 0, sizeof(double) * (size_t)rows *
+         (size_t)m->nnodes);
+  memset(m->node_grad, 0, sizeof(double) * (size_t)rows *
+         (size_t)m->nnodes);
+  return EBL_OK;
+}
+
+/* |dF/dv| of each node: the batch's root mean square of per-sample
+   norms, summed over time steps. */
+static ebl_status record_grads(ebl_model *m) {
+  if (!m->record || m->rows >= m->cap_rows)
+    return EBL_OK;
+  for (int s = 0; s < m->nnodes * m->T; s++) {
+    int node = s / m->T;
+    if (node == m->input)
+      continue;
+    double norm;
+    TRY(ebl_reduce_all(EBL_NORM, &m->grad[s], 2.0, &norm));
+    m->node_grad[m->rows * m->nnodes + node] +=
+      norm / sqrt((double)m->batch);
+  }
+  return EBL_OK;
+}
+
+/* Names the first node whose states hold a NaN or an Inf. */
+static ebl_status numeric_failure(ebl_model *m, int step) {
+  for (int s = 0; s < m->nnodes * m->T; s++) {
+    double sum;
+    if (ebl_reduce_all(EBL_SUM, &m->v[s], 0.0, &sum) == EBL_OK &&
+        !isfinite(sum))
+      return ebl_fail(EBL_ENUMERIC, "infer: the state of node '%s' "
+                      "became NaN or Inf at step %d",
+                      m->nodes[s / m->T].name, step);
+  }
+  return ebl_fail(EBL_ENUMERIC, "infer: the energy became NaN or Inf at "
+                  "step %d", step);
+}
+
+/* ---------------------------------------------------------------- */
+/* The loop                                                          */
+
+/* One eval, recorded as row m->rows of the diagnostics. */
+static ebl_status eval_row(ebl_model *m, double beta, double *energy) {
+  TRY(ebl_energy_eval(m, beta, energy));
+  if (m->rows < m->cap_rows)
+    m->trace[m->rows] = *energy;
+  return EBL_OK;
+}
+
+/* Iterates from the current states until the tolerance or the limit;
+   the energy of the states reached is left in *energy. */
+static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
+                        double *energy, int *steps) {
+  double f_prev;
+  TRY(reset_optimiser(m));
+  TRY(eval_row(m, beta, &f_prev));
+  int k = 0;
+  while (k < o->steps) {
+    if (ebl_interrupted())
+      return ebl_fail(EBL_EINTR, "interrupted");
+    TRY(ebl_energy_state_grads(m, beta));
+    TRY(record_grads(m));
+    TRY(update_states(m, o));
+    k++;
+    m->rows++;
+    double f;
+    TRY(eval_row(m, beta, &f));
+    if ((o->check_every <= 1 || k % o->check_every == 0) && !isfinite(f))
+      return numeric_failure(m, k);
+    int converged = fabs(f - f_prev) <= o->tol * fabs(f_prev);
+    f_prev = f;
+    if (converged)
+      break;
+  }
+  if (!isfinite(f_prev))
+    return numeric_failure(m, k);
+  TRY(ebl_energy_state_grads(m, beta));
+  TRY(record_grads(m));
+  m->rows++;
+  *energy = f_prev;
+  *steps = k;
+  return EBL_OK;
+}
+
+/* EP: free phase, then nudged phases at +beta and -beta from the free
+   fixed point; grads = (dE/dtheta(+beta) - dE/dtheta(-beta)) / 2 beta.
+   The states are left at the free fixed point. */
+static ebl_status ep_phases(ebl_model *m, const ebl_infer_opts *o,
+                            double beta, ebl_infer_result *r) {
+  TRY(relax(m, o, 0.0, &r->energy, &r->steps));
+  int slots = m->nnodes * m->T, steps;
+  double f;
+  for (int s = 0; s < slots; s++)
+    TRY(ebl_copy(&m->v_free[s], &m->v[s]));
+  if (!m->have_target || beta == 0.0)
+    return EBL_OK;
+  int record = m->record, rows = m->rows;
+  m->record = 0;
+  TRY(relax(m, o, beta, &f, &steps));
+  TRY(ebl_energy_param_grads(m, beta));
+  for (int i = 0; i < m->params.count; i++)
+    TRY(ebl_copy(&m->ep_grad[i], &m->params.grad[i]));
+  for (int s = 0; s < slots; s++)
+    TRY(ebl_copy(&m->v[s], &m->v_free[s]));
+  TRY(relax(m, o, -beta, &f, &steps));
+  TRY(ebl_energy_param_grads(m, -beta));
+  for (int i = 0; i < m->params.count; i++)
+    TRY(ebl_axpby(&m->params.grad[i], 1.0 / (2.0 * beta), &m->ep_grad[i],
+                  -1.0 / (2.0 * beta)));
+  for (int s = 0; s < slots; s++)
+    TRY(ebl_copy(&m->v[s], &m->v_free[s]));
+  TRY(ebl_energy_eval(m, 0.0, &f));
+  m->record = record;
+  m->rows = rows;
+  m->grads_ready = 1;
+  return EBL_OK;
+}
+
+ebl_status ebl_model_infer(ebl_model *m, const ebl_tensor *x,
+                           const ebl_tensor *target,
+                           const ebl_infer_opts *o, ebl_infer_result *r) {
+  if (o->steps < 0)
+    return ebl_fail(EBL_EARG, "infer: steps must be >= 0, got %d",
+                    o->steps);
+  TRY(ebl_model_set_batch(m, x, target));
+  if (m->cfg.energy == EBL_ENERGY_BP && !m->have_target)
+    return ebl_fail(EBL_EARG, "infer: energy 'bp' needs a target");
+  TRY(prepare_record(m, o->steps + 2, o->record));
+  TRY(ebl_energy_forward_sweep(m));
+  double beta = o->beta;
+  memset(r, 0, sizeof *r);
+  if (m->cfg.energy == EBL_ENERGY_BP) {
+    TRY(eval_row(m, beta, &r->energy));
+    TRY(ebl_energy_backprop(m));
+    m->rows = 1;
+  } else if (m->cfg.energy == EBL_ENERGY_EP) {
+    TRY(ep_phases(m, o, beta, r));
+  } else {
+    TRY(relax(m, o, beta, &r->energy, &r->steps));
+  }
+  m->beta = beta;
+  r->trace = m->trace;
+  return EBL_OK;
+}
+
+ebl_status ebl_model_step(ebl_model *m, const ebl_infer_opts *o,
+                          double *energy) {
+  if (!m->states_ready)
+    return ebl_fail(EBL_EARG, "step: run infer first");
+  TRY(ebl_energy_state_grads(m, m->beta));
+  TRY(update_states(m, o));
+  return ebl_energy_eval(m, m->beta, energy);
+}
+
+ebl_status ebl_model_forward(ebl_model *m, const ebl_tensor *x) {
+  TRY(ebl_model_set_batch(m, x, NULL));
+  return ebl_energy_forward_sweep(m);
+}
+
+ebl_status ebl_model_energy(ebl_model *m, double *energy) {
+  if (!m->states_ready)
+    return ebl_fail(EBL_EARG, "energy: run infer first");
+  return ebl_energy_eval(m, m->beta, energy);
+}
+
+ebl_status ebl_model_grads(ebl_model *m) {
+  if (!m->states_ready)
+    return ebl_fail(EBL_EARG, "grads: run infer first");
+  if (m->grads_ready)
+    return EBL_OK;
+  return ebl_energy_param_grads(m, m->beta);
+}

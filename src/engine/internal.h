@@ -1,0 +1,88 @@
+/* The engine's model structure, shared by model.c (building, buffers),
+   energy.c (energies and their gradients) and infer.c (the loops). A
+   slot is one node at one time step: slot = node * T + t. */
+#ifndef EBL_ENGINE_INTERNAL_H
+#define EBL_ENGINE_INTERNAL_H
+
+#include "engine/model.h"
+
+#define TRY(call)                                                      \
+  do {                                                                 \
+    ebl_status s_ = (call);                                            \
+    if (s_ != EBL_OK)                                                  \
+      return s_;                                                       \
+  } while (0)
+
+struct ebl_model {
+  ebl_model_config cfg;
+  int nnodes, cap_nodes;
+  ebl_node *nodes;
+  int nedges, cap_edges;
+  ebl_edge *edges;
+  ebl_params params;
+  int cap_params;
+  int finished;
+  int input, output;          /* node indices */
+  int T;
+  int *order;                 /* slots in forward order (nnodes * T) */
+
+  /* Buffers for one batch size, one per slot unless said otherwise. */
+  int64_t batch;
+  ebl_dtype dtype;
+  ebl_device device;
+  ebl_tensor x;               /* the clamped input, (n, input shape) */
+  ebl_tensor *v;              /* states (input slots: views of x) */
+  ebl_tensor *pre;            /* sum of forward terms */
+  ebl_tensor *pred;           /* forward prediction (view of pre when
+                                 the node has no function) */
+  ebl_tensor *err;            /* forward error e_f */
+  ebl_tensor *fb;             /* feedback prediction v_b */
+  ebl_tensor *err_b;          /* feedback error e_b */
+  ebl_tensor *sig;            /* dF/d(pre-activation prediction) */
+  ebl_tensor *sig_b;          /* dF/d(feedback prediction) */
+  ebl_tensor *grad;           /* dF/dv */
+  ebl_tensor *tmp;            /* scratch of a slot's shape */
+  ebl_tensor *mom1, *mom2;    /* state optimiser moments */
+  ebl_tensor *v_free;         /* EP: the free fixed point */
+  int *has_f;                 /* slot has a forward prediction */
+  int *k_b;                   /* number of feedback terms of a slot */
+  ebl_chain_buf *fwd;         /* edge e at time t: [e * T + t] */
+  ebl_chain_buf *fbk;
+  ebl_tensor target;          /* labels (I32) or values */
+  int have_target;
+  ebl_tensor cost_grad;       /* per-sample dC/d(output state) */
+  ebl_tensor *ep_grad;        /* EP: gradients of the + phase */
+  int inputs_cached;          /* chains from the input are up to date */
+  int states_ready;
+  int grads_ready;            /* EP / bp fill grads during infer */
+  int adam_t;
+  double beta;                /* beta of the last infer */
+
+  /* Diagnostics of the last infer. */
+  int record;
+  int rows, cap_rows;
+  double *trace;
+  double *node_energy;        /* rows x nnodes */
+  double *node_grad;
+};
+
+static inline int slot_of(const ebl_model *m, int node, int t) {
+  return node * m->T + t;
+}
+
+/* Buffers for batch size n (model.c). */
+ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
+                           ebl_device device);
+/* Copies x into the input slots and the target (model.c). */
+ebl_status ebl_model_set_batch(ebl_model *m, const ebl_tensor *x,
+                               const ebl_tensor *target);
+
+/* energy.c */
+ebl_status ebl_energy_forward_sweep(ebl_model *m);
+ebl_status ebl_energy_eval(ebl_model *m, double beta, double *energy);
+ebl_status ebl_energy_state_grads(ebl_model *m, double beta);
+ebl_status ebl_energy_param_grads(ebl_model *m, double beta);
+ebl_status ebl_energy_backprop(ebl_model *m);
+int ebl_energy_is_free(const ebl_model *m, int node);
+
+#endif
