@@ -5,31 +5,6 @@
 
 #include "lua/ltensor.h"
 
-static const char *const DTYPE_NAMES[EBL_NDTYPES] = {
-  "float32", "float64", "int32", "uint8"
-};
-/* Short names accepted as well: t:to('float') is t:float(). */
-static const char *const DTYPE_ALIASES[EBL_NDTYPES] = {
-  "float", "double", "int", "byte"
-};
-static const char *const DEVICE_NAMES[EBL_NDEVICES] = { "cpu", "cuda" };
-
-const char *ebl_dtype_name(ebl_dtype dtype) {
-  return dtype < EBL_NDTYPES ? DTYPE_NAMES[dtype] : "?";
-}
-
-int ebl_dtype_of(const char *name) {
-  for (int i = 0; i < EBL_NDTYPES; i++)
-    if (strcmp(name, DTYPE_NAMES[i]) == 0 ||
-        strcmp(name, DTYPE_ALIASES[i]) == 0)
-      return i;
-  return -1;
-}
-
-const char *ebl_device_name(ebl_device device) {
-  return device < EBL_NDEVICES ? DEVICE_NAMES[device] : "?";
-}
-
 /* ---- dtypes and devices ---- */
 
 /* Raises the error of a dtype name that is not one. */
@@ -41,8 +16,9 @@ static int dtype_error(lua_State *L, int arg, const char *what) {
 }
 
 ebl_dtype ebl_checkdtype(lua_State *L, int arg) {
-  const char *name = lua_tostring(L, arg);
-  int dtype = lua_type(L, arg) == LUA_TSTRING ? ebl_dtype_of(name) : -1;
+  int dtype = -1;
+  if (lua_type(L, arg) == LUA_TSTRING)
+    dtype = ebl_dtype_from_name(lua_tostring(L, arg));
   if (dtype < 0)
     dtype_error(L, arg, "dtype");
   return (ebl_dtype)dtype;
@@ -73,7 +49,7 @@ ebl_dtype ebl_optdtype(lua_State *L, int arg, ebl_dtype def) {
   if (!get_option(L, arg, "dtype"))
     return def;
   int dtype = lua_type(L, -1) == LUA_TSTRING ?
-    ebl_dtype_of(lua_tostring(L, -1)) : -1;
+    ebl_dtype_from_name(lua_tostring(L, -1)) : -1;
   if (dtype < 0)
     option_error(L, arg, "dtype",
                  "must be one of float32, float64, int32, uint8", -1);
@@ -81,13 +57,13 @@ ebl_dtype ebl_optdtype(lua_State *L, int arg, ebl_dtype def) {
   return (ebl_dtype)dtype;
 }
 
-ebl_device ebl_checkdevice(lua_State *L, int arg) {
+ebl_device ebl_optdevice(lua_State *L, int arg, ebl_device def) {
   if (!get_option(L, arg, "device"))
-    return EBL_CPU;
+    return def;
   const char *name = lua_tostring(L, -1);
   int device = -1;
   for (int i = 0; name != NULL && i < EBL_NDEVICES; i++)
-    if (strcmp(name, DEVICE_NAMES[i]) == 0)
+    if (strcmp(name, ebl_device_name((ebl_device)i)) == 0)
       device = i;
   if (device < 0 || lua_type(L, -1) != LUA_TSTRING)
     option_error(L, arg, "device", "must be 'cpu' or 'cuda'", -1);
@@ -318,5 +294,25 @@ void ebl_optpair(lua_State *L, int arg, const char *name, int def, int min,
     option_error(L, arg, name, lua_pushfstring(L,
       "must be an integer >= %d or a pair {h, w} of them", min), value);
   }
+  lua_pop(L, 1);
+}
+
+void ebl_checkpair(lua_State *L, int arg, const char *what, int def,
+                   int min, int pair[2]) {
+  pair[0] = pair[1] = def;
+  if (lua_isnoneornil(L, arg))
+    return;
+  lua_pushvalue(L, arg);
+  int ok;
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    ok = pair_table(L, min, pair);
+  } else {
+    ok = pair_item(L, -1, min, &pair[0]);
+    pair[1] = pair[0];
+  }
+  if (!ok)
+    luaL_argerror(L, arg, lua_pushfstring(L,
+      "%s must be an integer >= %d or a pair {h, w} of them, got %s",
+      what, min, luaL_tolstring(L, arg, NULL)));
   lua_pop(L, 1);
 }

@@ -46,6 +46,7 @@ int luaopen_ebl(lua_State *L) {
   lua_pushliteral(L, EBL_VERSION);
   lua_setfield(L, -2, "version");
   ebl_open_help(L);
+  ebl_open_tensor(L);
 
   /* The Lua half of the module extends the table in place. */
   lua_getglobal(L, "require");

@@ -16,6 +16,8 @@ int luaopen_ebl(lua_State *L);
 /* Each opener adds its functions to the ebl table at the top of the
    stack, leaving the stack as it found it. */
 void ebl_open_help(lua_State *L);
+/* ebl.Tensor and the tensor functions (src/lua/ltensor.c). */
+void ebl_open_tensor(lua_State *L);
 
 /* Registers text as the help of the value at index idx. */
 void ebl_help_set(lua_State *L, int idx, const char *text);

@@ -6,6 +6,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "lua/lebl.h"
 #include "tensor.h"
 
 #define EBL_TENSOR_MT "ebl.Tensor"
@@ -26,20 +27,39 @@ ebl_tensor *ebl_pushnew(lua_State *L);
 void ebl_finish(lua_State *L, ebl_status status);
 /* Raises a Lua error unless status is EBL_OK. */
 void ebl_check(lua_State *L, ebl_status status);
+/* The same, but on failure first releases out: an output allocated for
+   a call that then refused its arguments. */
+void ebl_check_release(lua_State *L, ebl_status status, ebl_tensor *out);
 /* Tells the collector that `nbytes` of memory outside Lua now hang on
    a Lua value, so that big tensors are collected in time. */
 void ebl_account(lua_State *L, size_t nbytes);
 
+/* Functions that share one C function and differ by an op code, passed
+   as upvalue 1 (ebl_set_ops registers them with their help). */
+typedef struct ebl_op_doc {
+  const char *name;
+  lua_CFunction func;
+  int op;
+  const char *help;
+} ebl_op_doc;
+void ebl_set_ops(lua_State *L, const ebl_op_doc *ops);
+
+/* The parts' openers: each adds its functions to the ebl table at the
+   top of the stack and its methods to the table at index `methods`. */
+void ebl_open_create(lua_State *L, int methods);
+void ebl_open_view(lua_State *L, int methods);
+void ebl_open_math(lua_State *L, int methods);
+void ebl_open_nn(lua_State *L, int methods);
+void ebl_open_print(lua_State *L, int methods);
+
 /* ---- arguments (largs.c) ---- */
 
-/* Name of a dtype ("float32") and the dtype of a name, or -1. */
-const char *ebl_dtype_name(ebl_dtype dtype);
-int ebl_dtype_of(const char *name);
-const char *ebl_device_name(ebl_device device);
-
+/* A dtype name ("float32", also "float", "double", "int", "byte"). */
 ebl_dtype ebl_checkdtype(lua_State *L, int arg);
+/* Option 'dtype' of the options table at arg (nil: def). */
 ebl_dtype ebl_optdtype(lua_State *L, int arg, ebl_dtype def);
-ebl_device ebl_checkdevice(lua_State *L, int arg);
+/* Option 'device' of the options table at arg (nil: def). */
+ebl_device ebl_optdevice(lua_State *L, int arg, ebl_device def);
 
 /* A 1-based dim at arg (negative counts from the end) as 0-based, for a
    tensor of ndim dims. extra allows one more (unsqueeze). */
@@ -66,6 +86,10 @@ int ebl_optbool(lua_State *L, int arg, const char *name, int def);
 void ebl_optpair(lua_State *L, int arg, const char *name, int def, int min,
                  int pair[2]);
 
+/* The same for a positional argument (nil: def). */
+void ebl_checkpair(lua_State *L, int arg, const char *what, int def,
+                   int min, int pair[2]);
+
 /* ---- nested tables (lflat.c) ---- */
 
 /* Checks that the value at arg is a rectangular nested table of numbers
@@ -78,12 +102,7 @@ void ebl_nested_fill(lua_State *L, int arg, ebl_tensor *t);
 
 /* ---- printing (lprint.c) ---- */
 
-/* Value of element with storage offset `at` (in elements) of t. */
-double ebl_element(const ebl_tensor *t, int64_t at);
-/* Pushes the printed form of t; full ignores the summary threshold. */
-void ebl_push_repr(lua_State *L, const ebl_tensor *t, int full);
-/* ebl.print_options and t:print. */
-int ebl_print_options(lua_State *L);
-int ebl_tensor_print(lua_State *L);
+/* Pushes the printed form of t with the options of ebl.print_options. */
+void ebl_push_repr(lua_State *L, const ebl_tensor *t);
 
 #endif
