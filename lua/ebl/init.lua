@@ -3,5 +3,6 @@
 return function(ebl)
   local help = require 'ebl.help'
   help.attach(ebl)
+  require('ebl.tensor').attach(ebl)
   return ebl
 end

@@ -154,7 +154,7 @@ static void new_line(printer *p, int blank_lines, int indent) {
   p->col = indent;
 }
 
-/* Appends one item (a number or "...") right-aligned to the width. */
+/* Appends one number right-aligned to the width. */
 static void add_item(printer *p, const char *s, int n) {
   for (int i = n; i < p->fmt.width; i++)
     add(p, " ", 1);
@@ -180,7 +180,7 @@ static void add_row(printer *p, int dim, int64_t at) {
     if (i > 0)
       item_separator(p, indent);
     if (hidden(p, t->shape[dim], i)) {
-      add_item(p, "...", 3);
+      add(p, "...", 3);
       i = t->shape[dim] - p->edge - 1;
       continue;
     }

@@ -185,6 +185,12 @@ static int l_set_num_threads(lua_State *L) {
   return 0;
 }
 
+/* ebl.is_tensor(v) */
+static int l_is_tensor(lua_State *L) {
+  lua_pushboolean(L, ebl_testtensor(L, 1) != NULL);
+  return 1;
+}
+
 /* ebl.get_num_threads() */
 static int l_get_num_threads(lua_State *L) {
   lua_pushinteger(L, ebl_get_num_threads());
@@ -201,6 +207,9 @@ static const ebl_func_doc FUNCS[] = {
   {"set_num_threads", l_set_num_threads,
    "set_num_threads(n): the number of threads (n >= 1) of ebl's loops "
    "and of BLAS.\nExample: ebl.set_num_threads(2)"},
+  {"is_tensor", l_is_tensor,
+   "is_tensor(v) -> true when v is an ebl.Tensor (open or closed).\n"
+   "Example: if ebl.is_tensor(x) then print(x:shape()) end"},
   {"get_num_threads", l_get_num_threads,
    "get_num_threads() -> n: the thread count in use.\n"
    "Example: print(ebl.get_num_threads())"},
@@ -236,6 +245,9 @@ static void fill_metatable(lua_State *L, int mt, int methods) {
   lua_pushvalue(L, methods);
   lua_pushcclosure(L, tensor_index, 1);
   lua_setfield(L, -2, "__index");
+  /* For the prompt's completer, which calls no __index function. */
+  lua_pushvalue(L, methods);
+  lua_setfield(L, -2, "__methods");
   lua_pop(L, 1);
 }
 
