@@ -3,5 +3,9 @@
 return function(ebl)
   local help = require 'ebl.help'
   help.attach(ebl)
+  require('ebl.tensor').attach(ebl)
+  ebl.nn = require('ebl.nn')(ebl)
+  require('ebl.graph')(ebl)
+  require('ebl.model')(ebl)
   return ebl
 end

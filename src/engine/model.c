@@ -1,6 +1,7 @@
 /* Building a model: nodes, parameters and edges, the checks of the
    graph, the feedback chains, the time order of slots and the buffers of
    a batch size. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
 /* Layer operations of the energy engine: shapes, forward passes, VJPs
    and transposes of the steps of an edge's chain (see op.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

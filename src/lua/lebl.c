@@ -47,6 +47,8 @@ int luaopen_ebl(lua_State *L) {
   lua_setfield(L, -2, "version");
   ebl_open_help(L);
   ebl_open_util(L);
+  ebl_open_tensor(L);
+  ebl_open_model(L);
 
   /* The Lua half of the module extends the table in place. */
   lua_getglobal(L, "require");

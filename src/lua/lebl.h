@@ -17,6 +17,10 @@ int luaopen_ebl(lua_State *L);
    stack, leaving the stack as it found it. */
 void ebl_open_help(lua_State *L);
 void ebl_open_util(lua_State *L);
+/* ebl.Tensor and the tensor functions (src/lua/ltensor.c). */
+void ebl_open_tensor(lua_State *L);
+/* The energy engine's core object (src/lua/lmodel.c). */
+void ebl_open_model(lua_State *L);
 
 /* Registers text as the help of the value at index idx. */
 void ebl_help_set(lua_State *L, int idx, const char *text);

@@ -1,0 +1,126 @@
+/* The dispatch table of a device: memory, copies and every kernel the
+   tensor core runs. The front end in src/ checks arguments, broadcasts
+   operands to a common shape (stride-0 views), promotes dtypes and
+   allocates results; a backend only runs loops on operands it can trust.
+   A new device adds a table, not code in the callers. */
+#ifndef EBL_BACKEND_H
+#define EBL_BACKEND_H
+
+#include "cpu/layers.h"
+#include "tensor.h"
+
+/* Distributions a backend draws from (see src/philox.h for the exact
+   mapping of counters to elements). */
+typedef enum ebl_random_kind {
+  EBL_RANDOM_UNIFORM,     /* [a, b) */
+  EBL_RANDOM_NORMAL,      /* mean a, std b */
+  EBL_RANDOM_INTEGER,     /* a .. b-1 */
+  EBL_RANDOM_BERNOULLI    /* 1 with probability a */
+} ebl_random_kind;
+
+/* A batch of matrix products C_i = alpha A_i B_i + beta C_i in row-major
+   BLAS terms; a_off[i] etc. are element offsets of batch i. */
+typedef struct ebl_gemm_batch {
+  ebl_dtype dtype;
+  int trans_a, trans_b;
+  int64_t m, n, k;
+  double alpha, beta;
+  const void *a, *b;
+  void *c;
+  int64_t lda, ldb, ldc;
+  int64_t count;
+  const int64_t *a_off, *b_off, *c_off;
+} ebl_gemm_batch;
+
+typedef struct ebl_backend {
+  const char *name;
+
+  /* Memory: 64-byte aligned blocks; NULL when out of memory. */
+  void *(*alloc)(size_t nbytes);
+  void (*free)(void *data);
+  /* Copies nbytes between this device and the host. */
+  ebl_status (*to_host)(void *host, const void *data, size_t nbytes);
+  ebl_status (*from_host)(void *data, const void *host, size_t nbytes);
+
+  /* dst = src, both of one shape; dtypes may differ (cast). */
+  ebl_status (*copy)(const ebl_tensor *dst, const ebl_tensor *src);
+  /* Every element of out = value. */
+  ebl_status (*fill)(const ebl_tensor *out, double value);
+  /* out[i] = start + i * step, out 1-D. */
+  ebl_status (*affine)(const ebl_tensor *out, double start, double step);
+  /* Random numbers from counter block `offset` on; see src/philox.h. */
+  ebl_status (*random)(const ebl_tensor *out, ebl_random_kind kind,
+                       double a, double b, uint64_t seed, uint64_t offset);
+
+  /* Elementwise: operands have out's shape; a and b share one dtype,
+     out has it too (U8 for comparisons). */
+  ebl_status (*unary)(ebl_unary_op op, const ebl_tensor *out,
+                      const ebl_tensor *x, double p0, double p1);
+  ebl_status (*binary)(ebl_binary_op op, const ebl_tensor *out,
+                       const ebl_tensor *a, const ebl_tensor *b);
+  /* out = a op s, or s op a when reversed. */
+  ebl_status (*binary_scalar)(ebl_binary_op op, const ebl_tensor *out,
+                              const ebl_tensor *a, double s, int reversed);
+  /* cond is U8; a, b and out share one dtype. */
+  ebl_status (*where)(const ebl_tensor *out, const ebl_tensor *cond,
+                      const ebl_tensor *a, const ebl_tensor *b);
+  ebl_status (*axpby)(const ebl_tensor *out, double alpha,
+                      const ebl_tensor *x, double beta);
+  /* Softmax (log_softmax when take_log) along dim; out has x's shape. */
+  ebl_status (*softmax)(const ebl_tensor *out, const ebl_tensor *x,
+                        int dim, int take_log);
+
+  /* Reduction of a float x over dim (>= 0) or EBL_DIM_ALL into out,
+     which has x's ndim with size 1 at the reduced dims and the dtype of
+     ebl_reduce_dtype(). */
+  ebl_status (*reduce)(ebl_reduce_op op, const ebl_tensor *out,
+                       const ebl_tensor *x, int dim, double p);
+
+  /* Batched matrix products. */
+  ebl_status (*gemm)(const ebl_gemm_batch *g);
+} ebl_backend;
+
+/* The layer kernels of a device, on contiguous NCHW memory of dtype
+   (F32 or F64); geometry as in src/cpu/layers.h. */
+typedef struct ebl_layer_backend {
+  size_t (*conv2d_workspace)(const ebl_conv_geom *g, ebl_dtype dtype);
+  void (*conv2d_forward)(const ebl_conv_geom *g, ebl_dtype dtype,
+                         const void *x, const void *w, const void *b,
+                         void *y, void *work);
+  void (*conv2d_input_vjp)(const ebl_conv_geom *g, ebl_dtype dtype,
+                           const void *dy, const void *w, void *dx,
+                           void *work);
+  void (*conv2d_weight_vjp)(const ebl_conv_geom *g, ebl_dtype dtype,
+                            const void *x, const void *dy, void *dw,
+                            void *work);
+  void (*conv2d_bias_vjp)(const ebl_conv_geom *g, ebl_dtype dtype,
+                          const void *dy, void *db);
+  void (*max_pool2d_forward)(const ebl_pool_geom *g, ebl_dtype dtype,
+                             const void *x, void *y, int32_t *argmax);
+  void (*max_pool2d_vjp)(const ebl_pool_geom *g, ebl_dtype dtype,
+                         const void *dy, const int32_t *argmax, void *dx);
+  void (*avg_pool2d_forward)(const ebl_pool_geom *g, ebl_dtype dtype,
+                             const void *x, void *y);
+  void (*avg_pool2d_vjp)(const ebl_pool_geom *g, ebl_dtype dtype,
+                         const void *dy, void *dx);
+  double (*mse_loss)(ebl_dtype dtype, int n, int k, const void *x,
+                     const void *t, void *grad);
+  double (*cross_entropy)(ebl_dtype dtype, int n, int k,
+                          const void *logits, const int32_t *labels,
+                          const void *target, void *grad);
+} ebl_layer_backend;
+
+/* The table of a device, or NULL when this build has none for it. */
+const ebl_backend *ebl_backend_for(ebl_device device);
+/* The layer kernels of a device, or NULL. */
+const ebl_layer_backend *ebl_layer_backend_for(ebl_device device);
+/* The backend of t's device; fails with "<fn>: no <device> backend in
+   this build" when absent. */
+ebl_status ebl_backend_of(const char *fn, const ebl_tensor *t,
+                          const ebl_backend **backend);
+
+/* The CPU tables (src/cpu/). */
+extern const ebl_backend ebl_cpu_backend;
+extern const ebl_layer_backend ebl_cpu_layer_backend;
+
+#endif

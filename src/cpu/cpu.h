@@ -1,0 +1,47 @@
+/* The CPU backend's kernels, gathered into ebl_cpu_backend by
+   src/cpu/backend.c. Arguments are trusted: the front end checked them. */
+#ifndef EBL_CPU_CPU_H
+#define EBL_CPU_CPU_H
+
+#include "core.h"
+
+/* Memory and copies (src/cpu/memory.c). */
+void *ebl_cpu_alloc(size_t nbytes);
+void ebl_cpu_free(void *data);
+ebl_status ebl_cpu_to_host(void *host, const void *data, size_t nbytes);
+ebl_status ebl_cpu_from_host(void *data, const void *host, size_t nbytes);
+ebl_status ebl_cpu_copy(const ebl_tensor *dst, const ebl_tensor *src);
+ebl_status ebl_cpu_fill(const ebl_tensor *out, double value);
+ebl_status ebl_cpu_affine(const ebl_tensor *out, double start,
+                          double step);
+
+/* Random numbers (src/cpu/random.c). */
+ebl_status ebl_cpu_random(const ebl_tensor *out, ebl_random_kind kind,
+                          double a, double b, uint64_t seed,
+                          uint64_t offset);
+
+/* Elementwise (src/cpu/elementwise.c). */
+int ebl_cpu_unary_defined(ebl_unary_op op, ebl_dtype dtype);
+int ebl_cpu_binary_defined(ebl_binary_op op, ebl_dtype dtype);
+ebl_status ebl_cpu_unary(ebl_unary_op op, const ebl_tensor *out,
+                         const ebl_tensor *x, double p0, double p1);
+ebl_status ebl_cpu_binary(ebl_binary_op op, const ebl_tensor *out,
+                          const ebl_tensor *a, const ebl_tensor *b);
+ebl_status ebl_cpu_binary_scalar(ebl_binary_op op, const ebl_tensor *out,
+                                 const ebl_tensor *a, double s,
+                                 int reversed);
+ebl_status ebl_cpu_where(const ebl_tensor *out, const ebl_tensor *cond,
+                         const ebl_tensor *a, const ebl_tensor *b);
+ebl_status ebl_cpu_axpby(const ebl_tensor *out, double alpha,
+                         const ebl_tensor *x, double beta);
+
+/* Reductions and softmax (src/cpu/reduce.c). */
+ebl_status ebl_cpu_reduce(ebl_reduce_op op, const ebl_tensor *out,
+                          const ebl_tensor *x, int dim, double p);
+ebl_status ebl_cpu_softmax(const ebl_tensor *out, const ebl_tensor *x,
+                           int dim, int take_log);
+
+/* Matrix products (src/cpu/gemm.c). */
+ebl_status ebl_cpu_gemm(const ebl_gemm_batch *g);
+
+#endif
