@@ -7,5 +7,6 @@ return function(ebl)
   ebl.nn = require('ebl.nn')(ebl)
   require('ebl.graph')(ebl)
   require('ebl.model')(ebl)
+  ebl.optim = require('ebl.optim')(ebl)
   return ebl
 end

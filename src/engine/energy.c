@@ -83,7 +83,6 @@ ebl_status ebl_energy_forward_sweep(ebl_model *m) {
     else
       TRY(ebl_copy(&m->v[s], prediction(m, s, node)));
   }
-  m->inputs_cached = 1;
   m->states_ready = 1;
   return EBL_OK;
 }

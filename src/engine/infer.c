@@ -138,11 +138,14 @@ static ebl_status eval_row(ebl_model *m, double beta, double *energy) {
 
 /* Iterates from the current states until the tolerance or the limit;
    the energy of the states reached is left in *energy. */
-static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
-                        double *energy, int *steps) {
+static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
+                             double beta, double *energy, int *steps) {
   double f_prev;
   TRY(reset_optimiser(m));
   TRY(eval_row(m, beta, &f_prev));
+  /* Inputs and weights are fixed from here on: the chains that read
+     the input keep their outputs. */
+  m->inputs_cached = 1;
   int k = 0;
   while (k < o->steps) {
     if (ebl_interrupted())
@@ -169,6 +172,13 @@ static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
   *energy = f_prev;
   *steps = k;
   return EBL_OK;
+}
+
+static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
+                        double *energy, int *steps) {
+  ebl_status s = relax_loop(m, o, beta, energy, steps);
+  m->inputs_cached = 0;
+  return s;
 }
 
 /* EP: free phase, then nudged phases at +beta and -beta from the free
