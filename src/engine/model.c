@@ -175,40 +175,49 @@ ebl_status ebl_model_add_edge(ebl_model *m, int src, int dst, int delay,
 /* ---------------------------------------------------------------- */
 /* Finishing the graph                                               */
 
-/* Names a cycle among the nodes left by Kahn's algorithm. */
+/* The source of an undelayed edge into node from a node still left
+   by Kahn's algorithm (indeg > 0), or -1. */
+static int left_source(const ebl_model *m, const int *indeg, int node) {
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    if (ed->delay == 0 && ed->dst == node && indeg[ed->src] > 0)
+      return ed->src;
+  }
+  return -1;
+}
+
+/* Names a cycle among the nodes left by Kahn's algorithm: walking back
+   along undelayed edges from any of them must come round. */
 static ebl_status report_cycle(const ebl_model *m, const int *indeg) {
-  int start = 0;
-  while (indeg[start] == 0)
-    start++;
-  char text[512];
-  size_t used = 0;
-  int node = start;
-  int *seen = calloc((size_t)m->nnodes, sizeof *seen);
-  /* Walk back along undelayed edges between remaining nodes. */
-  while (seen != NULL && !seen[node]) {
+  int n = m->nnodes, node = 0, len = 0;
+  int *seen = calloc((size_t)n, sizeof *seen);
+  int *path = calloc((size_t)n + 1, sizeof *path);
+  if (seen == NULL || path == NULL) {
+    free(seen);
+    free(path);
+    return ebl_fail(EBL_EARG, "model: a cycle of edges without delay");
+  }
+  while (indeg[node] <= 0)
+    node++;
+  while (!seen[node]) {
     seen[node] = 1;
-    for (int e = 0; e < m->nedges; e++) {
-      const ebl_edge *ed = &m->edges[e];
-      if (ed->delay == 0 && ed->dst == node && indeg[ed->src] > 0) {
-        node = ed->src;
-        break;
-      }
-    }
+    node = left_source(m, indeg, node);
   }
   int first = node;
   do {
-    used += (size_t)snprintf(text + used, sizeof text - used, "%s <- ",
-                             m->nodes[node].name);
-    for (int e = 0; e < m->nedges; e++) {
-      const ebl_edge *ed = &m->edges[e];
-      if (ed->delay == 0 && ed->dst == node && indeg[ed->src] > 0) {
-        node = ed->src;
-        break;
-      }
-    }
-  } while (node != first && used < sizeof text - 64);
-  snprintf(text + used, sizeof text - used, "%s", m->nodes[first].name);
+    path[len++] = node;
+    node = left_source(m, indeg, node);
+  } while (node != first && len < n);
+  char text[512];
+  size_t used = 0;
+  for (int i = len - 1; i >= 0 && used < sizeof text; i--)
+    used += (size_t)snprintf(text + used, sizeof text - used, "%s -> ",
+                             m->nodes[path[i]].name);
+  if (used < sizeof text)
+    snprintf(text + used, sizeof text - used, "%s",
+             m->nodes[path[len - 1]].name);
   free(seen);
+  free(path);
   return ebl_fail(EBL_EARG, "model: cycle of edges without delay: %s "
                   "(give a recurrent edge delay=1)", text);
 }
