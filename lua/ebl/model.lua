@@ -115,6 +115,7 @@ return function(ebl)
   end
 
   function Model:infer(x, target, opts)
+    self.infer_opts = opts
     return self.core:infer(x, target, opts)
   end
 
@@ -159,9 +160,17 @@ return function(ebl)
     opt:step(self.param_list, self:grads(), self.groups)
   end
 
-  -- The output of a forward sweep (a copy), as at t = T.
+  -- The output for x (a copy), at t = T: a forward sweep, or for EP the
+  -- free fixed point (inference with beta = 0 and the last settings).
   function Model:predict(x)
-    self.core:forward(x)
+    if self.config.energy == 'ep' then
+      local opts = {}
+      for k, v in pairs(self.infer_opts or {}) do opts[k] = v end
+      opts.beta, opts.record = 0, nil
+      self.core:infer(x, nil, opts)
+    else
+      self.core:forward(x)
+    end
     local out = self.graph.nodes
     for _, nd in ipairs(out) do
       if nd.role == 'output' then
@@ -175,7 +184,7 @@ return function(ebl)
   function Model:evaluate(x, labels)
     local logits = self:predict(x)
     local guess = logits:argmax(2)
-    local right = guess:eq(labels:int()):sum():item()
+    local right = guess:eq(labels:int()):sum()
     return right / labels:numel()
   end
 

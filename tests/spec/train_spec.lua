@@ -1,0 +1,92 @@
+-- Training end to end on small problems with fixed seeds and step
+-- limits: every energy learns XOR and two spirals.
+local ebl = require 'ebl'
+local nn = ebl.nn
+
+local function xor()
+  return ebl.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}}),
+         ebl.tensor({0, 1, 1, 0}, 'int32')
+end
+
+-- Two interleaved spirals of n points each, turning 1.5 times.
+local function spirals(n)
+  local xs, ys = {}, {}
+  for c = 0, 1 do
+    for i = 1, n do
+      local r = i / n
+      local a = 3 * math.pi * r + c * math.pi
+      xs[#xs + 1] = {2 * r * math.cos(a), 2 * r * math.sin(a)}
+      ys[#ys + 1] = c
+    end
+  end
+  return ebl.tensor(xs), ebl.tensor(ys, 'int32')
+end
+
+local function one_hot(y, k)
+  local n = y:numel()
+  local t = ebl.zeros({n, k})
+  local labels = y:totable()
+  for i = 1, n do t[i][labels[i] + 1] = 1 end
+  return t
+end
+
+local function net(energy, sizes, act)
+  local g = ebl.graph()
+  local prev = g:node{name = 'x', shape = {sizes[1]}, role = 'input'}
+  for i = 2, #sizes do
+    local last = i == #sizes
+    local node = g:node{name = 'n' .. i, shape = {sizes[i]},
+      role = last and 'output' or nil,
+      activation = energy == 'ep' and 'sigmoid' or nil}
+    local lin = nn.linear(sizes[i - 1], sizes[i])
+    if energy == 'ep' or last then
+      g:edge(prev, node, lin)
+    else
+      g:edge(prev, node, nn.chain(lin, nn[act or 'tanh']()))
+    end
+    prev = node
+  end
+  return g
+end
+
+local SETTINGS = {
+  pc = {infer = {steps = 20, state_lr = 0.2}},
+  bipc = {infer = {steps = 20, state_lr = 0.2}},
+  bp = {infer = {}},
+  ep = {infer = {steps = 40, state_lr = 0.5, beta = 0.5}, loss = 'mse'},
+}
+
+-- Full-batch training; returns the training accuracy.
+local function train(energy, x, y, sizes, epochs, lr)
+  ebl.manual_seed(1)
+  local s = SETTINGS[energy]
+  local m = ebl.model(net(energy, sizes), {energy = energy,
+    loss = s.loss or 'ce'})
+  local target = s.loss == 'mse' and one_hot(y, sizes[#sizes]) or y
+  local opt = ebl.optim.adam{lr = lr}
+  for _ = 1, epochs do
+    m:infer(x, target, s.infer)
+    m:learn(opt)
+  end
+  return m:evaluate(x, y)
+end
+
+describe('training on XOR', function()
+  for _, energy in ipairs{'pc', 'bipc', 'ep', 'bp'} do
+    it(energy .. ' reaches 100%', function()
+      local x, y = xor()
+      local acc = train(energy, x, y, {2, 8, 2}, 300, 0.05)
+      assert.are.equal(1, acc)
+    end)
+  end
+end)
+
+describe('training on two spirals', function()
+  for _, energy in ipairs{'pc', 'bipc', 'ep', 'bp'} do
+    it(energy .. ' reaches 95% of the training set', function()
+      local x, y = spirals(100)
+      local acc = train(energy, x, y, {2, 32, 32, 2}, 1500, 0.01)
+      assert.is_true(acc >= 0.95, ('accuracy %.3f'):format(acc))
+    end)
+  end
+end)
