@@ -60,7 +60,7 @@ static ebl_tensor *check_bias(lua_State *L, int transpose,
   ebl_tensor *b = NULL;
   if (lua_type(L, 3) == LUA_TTABLE && lua_isnoneornil(L, 4))
     opts = 3;
-  else if (!lua_isnil(L, 3))
+  else if (!lua_isnoneornil(L, 3))
     b = ebl_checktensor(L, 3);
   *o = check_conv_opts(L, opts, transpose);
   return b;
