@@ -362,6 +362,7 @@ static const ebl_func_doc FUNCS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds the arithmetic functions and methods. */
 void ebl_open_math(lua_State *L, int methods) {
   ebl_set_funcs(L, FUNCS);
   ebl_set_ops(L, SOFTMAX);

@@ -291,6 +291,7 @@ static const ebl_func_doc FUNCS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds the layer functions to ebl. */
 void ebl_open_nn(lua_State *L, int methods) {
   (void)methods;
   ebl_set_funcs(L, FUNCS);
