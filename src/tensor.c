@@ -245,6 +245,8 @@ ebl_status ebl_tensor_from_buffer(ebl_tensor *res, ebl_dtype dtype,
   if ((unsigned)data_dtype >= EBL_NDTYPES)
     return ebl_fail(EBL_EARG, "from_buffer: unknown data dtype %d",
                     (int)data_dtype);
+  if (!data && ndim >= 0 && ebl_shape_numel(ndim, shape) != 0)
+    return ebl_fail(EBL_EARG, "from_buffer: no data");
   EBL_TRY(ebl_tensor_empty(&t, dtype, ndim, shape, device));
   ebl_tensor_wrap(&src, &host, (void *)data, data_dtype, ndim, shape);
   ebl_status st = ebl_copy(&t, &src);

@@ -58,14 +58,14 @@ UNARY_LOOP(tanh_f32, float, ebl_tanhf(x))
 UNARY_LOOP(sigmoid_f32, float, ebl_sigmoidf(x))
 UNARY_LOOP(relu_f32, float, x < 0 ? 0.0f : x)
 UNARY_LOOP(leaky_f32, float, x > 0 ? x : p0 * x)
-UNARY_LOOP(gelu_f32, float, 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)))
+UNARY_LOOP(gelu_f32, float, 0.5f * x * erfcf(-x * (float)M_SQRT1_2))
 UNARY_LOOP(softplus_f32, float, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))))
 UNARY_LOOP(tanh_grad_f32, float, TANH_GRAD(ebl_expf(-2.0f * fabsf(x))))
 UNARY_LOOP(sigmoid_grad_f32, float, SIGMOID_GRAD(ebl_expf(-fabsf(x))))
 UNARY_LOOP(relu_grad_f32, float, x > 0 ? 1.0f : 0.0f)
 UNARY_LOOP(leaky_grad_f32, float, x > 0 ? 1.0f : p0)
 UNARY_LOOP(gelu_grad_f32, float,
-           0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) +
+           0.5f * erfcf(-x * (float)M_SQRT1_2) +
            x * expf(-0.5f * x * x) * (float)(0.5 * M_2_SQRTPI * M_SQRT1_2))
 UNARY_LOOP(softplus_grad_f32, float, ebl_sigmoidf(x))
 
@@ -82,14 +82,14 @@ UNARY_LOOP(tanh_f64, double, tanh(x))
 UNARY_LOOP(sigmoid_f64, double, 1.0 / (1.0 + exp(-x)))
 UNARY_LOOP(relu_f64, double, x < 0 ? 0.0 : x)
 UNARY_LOOP(leaky_f64, double, x > 0 ? x : p0 * x)
-UNARY_LOOP(gelu_f64, double, 0.5 * x * (1.0 + erf(x * M_SQRT1_2)))
+UNARY_LOOP(gelu_f64, double, 0.5 * x * erfc(-x * M_SQRT1_2))
 UNARY_LOOP(softplus_f64, double, fmax(x, 0.0) + log1p(exp(-fabs(x))))
 UNARY_LOOP(tanh_grad_f64, double, TANH_GRAD(exp(-2.0 * fabs(x))))
 UNARY_LOOP(sigmoid_grad_f64, double, SIGMOID_GRAD(exp(-fabs(x))))
 UNARY_LOOP(relu_grad_f64, double, x > 0 ? 1.0 : 0.0)
 UNARY_LOOP(leaky_grad_f64, double, x > 0 ? 1.0 : p0)
 UNARY_LOOP(gelu_grad_f64, double,
-           0.5 * (1.0 + erf(x * M_SQRT1_2)) +
+           0.5 * erfc(-x * M_SQRT1_2) +
            x * exp(-0.5 * x * x) * (0.5 * M_2_SQRTPI * M_SQRT1_2))
 UNARY_LOOP(softplus_grad_f64, double, 1.0 / (1.0 + exp(-x)))
 
@@ -278,10 +278,10 @@ ebl_status ebl_cpu_binary_scalar(ebl_binary_op op, const ebl_tensor *out,
                                  const ebl_tensor *a, double s,
                                  int reversed) {
   double value64 = s;
-  ebl_storage host;
+  ebl_storage host64, host;
   ebl_tensor scalar, wide;
   union { float f; double d; int32_t i; uint8_t u; } cell;
-  ebl_tensor_wrap(&scalar, &host, &value64, EBL_F64, 0, NULL);
+  ebl_tensor_wrap(&scalar, &host64, &value64, EBL_F64, 0, NULL);
   ebl_tensor_wrap(&wide, &host, &cell, a->dtype, 0, NULL);
   EBL_TRY(ebl_cpu_copy(&wide, &scalar));
   wide.ndim = a->ndim;

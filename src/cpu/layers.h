@@ -56,13 +56,47 @@ void ebl_conv2d_bias_vjp_f64(const ebl_conv_geom *g, const double *dy,
    that conv's forward (for x) and weight VJP with x and dy swapped (for
    w). The tensor layer builds that geometry with ebl_conv_geom_transpose
    and calls the kernels above, so one weight serves a conv and its
-   transpose. out_pad_h/w pick among the output sizes a stride allows. */
+   transpose. out_pad_h/w pick among the output sizes a stride allows.
+   Returns 0 with g finished (its h_out/w_out are h_in_t/w_in_t; do not
+   pass it to ebl_conv_geom_finish), or -1 with a message in msg. */
 int ebl_conv_geom_transpose(ebl_conv_geom *g, int n, int c_in_t,
                             int h_in_t, int w_in_t, int c_out_t, int kh,
                             int kw, int stride_h, int stride_w, int pad_h,
                             int pad_w, int dil_h, int dil_w, int groups,
                             int out_pad_h, int out_pad_w, char *msg,
                             size_t msg_len);
+
+/* conv_transpose2d on the geometry from ebl_conv_geom_transpose, so that
+   the tensor layer need not remember the mapping: x and dx are (n, c_in_t,
+   h_in_t, w_in_t) = (g->n, g->c_out, g->h_out, g->w_out), y and dy are
+   (n, c_out_t, h_out_t, w_out_t) = (g->n, g->c_in, g->h_in, g->w_in), b
+   and db have c_out_t entries, w and dw are (c_in_t, c_out_t/groups, kh,
+   kw). The workspace is ebl_conv2d_workspace_* of g. Each overwrites its
+   output; b may be NULL. */
+void ebl_conv_transpose2d_forward_f32(const ebl_conv_geom *g,
+                                      const float *x, const float *w,
+                                      const float *b, float *y, void *work);
+void ebl_conv_transpose2d_input_vjp_f32(const ebl_conv_geom *g,
+                                        const float *dy, const float *w,
+                                        float *dx, void *work);
+void ebl_conv_transpose2d_weight_vjp_f32(const ebl_conv_geom *g,
+                                         const float *x, const float *dy,
+                                         float *dw, void *work);
+void ebl_conv_transpose2d_bias_vjp_f32(const ebl_conv_geom *g,
+                                       const float *dy, float *db);
+
+void ebl_conv_transpose2d_forward_f64(const ebl_conv_geom *g,
+                                      const double *x, const double *w,
+                                      const double *b, double *y,
+                                      void *work);
+void ebl_conv_transpose2d_input_vjp_f64(const ebl_conv_geom *g,
+                                        const double *dy, const double *w,
+                                        double *dx, void *work);
+void ebl_conv_transpose2d_weight_vjp_f64(const ebl_conv_geom *g,
+                                         const double *x, const double *dy,
+                                         double *dw, void *work);
+void ebl_conv_transpose2d_bias_vjp_f64(const ebl_conv_geom *g,
+                                       const double *dy, double *db);
 
 /* Geometry of 2-D pooling over x (n, c, h_in, w_in). */
 typedef struct ebl_pool_geom {
@@ -71,6 +105,9 @@ typedef struct ebl_pool_geom {
   int h_out, w_out;
 } ebl_pool_geom;
 
+/* Fills h_out and w_out (floor mode); returns 0, or -1 with a message
+   starting "pool2d:" when the geometry is impossible. Padding may be at
+   most half the kernel, so that every window holds an input. */
 int ebl_pool_geom_finish(ebl_pool_geom *g, char *msg, size_t msg_len);
 
 /* Max pooling keeps, for each output, the flat index (h*w_in + w) of the
@@ -98,7 +135,9 @@ void ebl_avg_pool2d_vjp_f64(const ebl_pool_geom *g, const double *dy,
    per-row loss. mse: 1/2 sum_k (x - t)^2 per row. Cross-entropy takes
    logits and either integer labels (labels != NULL) or one-hot / soft
    targets (target != NULL). grad (may be NULL) receives d(loss)/dx of the
-   batch mean. Returns the loss; a label outside 0..k-1 gives NaN. */
+   batch mean. Returns the loss; a label outside 0..k-1 gives NaN (and
+   NaN in that row of grad), as does n < 1. Soft targets need not sum to
+   1: the loss is sum_k t_k (logsumexp - x_k) per row. */
 double ebl_mse_loss_f32(int n, int k, const float *x, const float *t,
                         float *grad);
 double ebl_mse_loss_f64(int n, int k, const double *x, const double *t,

@@ -408,8 +408,9 @@ typedef struct softmax_job {
       if (!take_log) y[i * sy] = e;                                    \
     }                                                                  \
     if (take_log) {                                                    \
-      T shift = m + (T)log(sum);                                       \
-      for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx] - shift;   \
+      T lse = (T)log(sum);                                             \
+      for (int64_t i = 0; i < n; i++)                                  \
+        y[i * sy] = (x[i * sx] - m) - lse;                             \
     } else {                                                           \
       T scale = (T)(1.0 / sum);                                        \
       for (int64_t i = 0; i < n; i++) y[i * sy] *= scale;              \
