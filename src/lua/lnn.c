@@ -157,7 +157,9 @@ static int l_max_pool2d_vjp(lua_State *L) {
   ebl_tensor *zero_based = ebl_pushnew(L);
   ebl_finish(L, ebl_binary_scalar_new(EBL_SUB, zero_based, ind, 1));
   ebl_tensor *dx = push_output(L, dy, ndim, shape);
-  ebl_check_release(L, ebl_max_pool2d_vjp(dx, dy, zero_based, &o), dx);
+  ebl_status status = ebl_max_pool2d_vjp(dx, dy, zero_based, &o);
+  ebl_tensor_release(zero_based);
+  ebl_check_release(L, status, dx);
   return 1;
 }
 
