@@ -78,11 +78,11 @@ typedef struct ebl_backend {
 
   /* Batched matrix products. */
   ebl_status (*gemm)(const ebl_gemm_batch *g);
-} ebl_backend;
 
-/* The layer kernels of a device, on contiguous NCHW memory of dtype
-   (F32 or F64); geometry as in src/cpu/layers.h. */
-typedef struct ebl_layer_backend {
+  /* Layer kernels on contiguous NCHW memory of dtype F32 or F64,
+     geometry as in src/cpu/layers.h; each overwrites its output. The
+     conv_transpose2d kernels take the geometry of
+     ebl_conv_geom_transpose (the conv whose input VJP they are). */
   size_t (*conv2d_workspace)(const ebl_conv_geom *g, ebl_dtype dtype);
   void (*conv2d_forward)(const ebl_conv_geom *g, ebl_dtype dtype,
                          const void *x, const void *w, const void *b,
@@ -95,6 +95,20 @@ typedef struct ebl_layer_backend {
                             void *work);
   void (*conv2d_bias_vjp)(const ebl_conv_geom *g, ebl_dtype dtype,
                           const void *dy, void *db);
+  void (*conv_transpose2d_forward)(const ebl_conv_geom *g,
+                                   ebl_dtype dtype, const void *x,
+                                   const void *w, const void *b, void *y,
+                                   void *work);
+  void (*conv_transpose2d_input_vjp)(const ebl_conv_geom *g,
+                                     ebl_dtype dtype, const void *dy,
+                                     const void *w, void *dx, void *work);
+  void (*conv_transpose2d_weight_vjp)(const ebl_conv_geom *g,
+                                      ebl_dtype dtype, const void *x,
+                                      const void *dy, void *dw,
+                                      void *work);
+  void (*conv_transpose2d_bias_vjp)(const ebl_conv_geom *g,
+                                    ebl_dtype dtype, const void *dy,
+                                    void *db);
   void (*max_pool2d_forward)(const ebl_pool_geom *g, ebl_dtype dtype,
                              const void *x, void *y, int32_t *argmax);
   void (*max_pool2d_vjp)(const ebl_pool_geom *g, ebl_dtype dtype,
@@ -103,24 +117,22 @@ typedef struct ebl_layer_backend {
                              const void *x, void *y);
   void (*avg_pool2d_vjp)(const ebl_pool_geom *g, ebl_dtype dtype,
                          const void *dy, void *dx);
+  /* Losses: the batch mean; grad may be NULL (see src/cpu/layers.h). */
   double (*mse_loss)(ebl_dtype dtype, int n, int k, const void *x,
                      const void *t, void *grad);
   double (*cross_entropy)(ebl_dtype dtype, int n, int k,
                           const void *logits, const int32_t *labels,
                           const void *target, void *grad);
-} ebl_layer_backend;
+} ebl_backend;
 
 /* The table of a device, or NULL when this build has none for it. */
 const ebl_backend *ebl_backend_for(ebl_device device);
-/* The layer kernels of a device, or NULL. */
-const ebl_layer_backend *ebl_layer_backend_for(ebl_device device);
 /* The backend of t's device; fails with "<fn>: no <device> backend in
    this build" when absent. */
 ebl_status ebl_backend_of(const char *fn, const ebl_tensor *t,
                           const ebl_backend **backend);
 
-/* The CPU tables (src/cpu/). */
+/* The CPU table (src/cpu/backend.c). */
 extern const ebl_backend ebl_cpu_backend;
-extern const ebl_layer_backend ebl_cpu_layer_backend;
 
 #endif

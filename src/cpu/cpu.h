@@ -44,4 +44,43 @@ ebl_status ebl_cpu_softmax(const ebl_tensor *out, const ebl_tensor *x,
 /* Matrix products (src/cpu/gemm.c). */
 ebl_status ebl_cpu_gemm(const ebl_gemm_batch *g);
 
+/* Layer kernels by dtype (src/cpu/nn_kernels.c). */
+size_t ebl_cpu_conv2d_workspace(const ebl_conv_geom *g, ebl_dtype dt);
+void ebl_cpu_conv2d_forward(const ebl_conv_geom *g, ebl_dtype dt,
+                            const void *x, const void *w, const void *b,
+                            void *y, void *work);
+void ebl_cpu_conv2d_input_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                              const void *dy, const void *w, void *dx,
+                              void *work);
+void ebl_cpu_conv2d_weight_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                               const void *x, const void *dy, void *dw,
+                               void *work);
+void ebl_cpu_conv2d_bias_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                             const void *dy, void *db);
+void ebl_cpu_convt2d_forward(const ebl_conv_geom *g, ebl_dtype dt,
+                             const void *x, const void *w, const void *b,
+                             void *y, void *work);
+void ebl_cpu_convt2d_input_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                               const void *dy, const void *w, void *dx,
+                               void *work);
+void ebl_cpu_convt2d_weight_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                                const void *x, const void *dy, void *dw,
+                                void *work);
+void ebl_cpu_convt2d_bias_vjp(const ebl_conv_geom *g, ebl_dtype dt,
+                              const void *dy, void *db);
+void ebl_cpu_max_pool2d_forward(const ebl_pool_geom *g, ebl_dtype dt,
+                                const void *x, void *y, int32_t *argmax);
+void ebl_cpu_max_pool2d_vjp(const ebl_pool_geom *g, ebl_dtype dt,
+                            const void *dy, const int32_t *argmax,
+                            void *dx);
+void ebl_cpu_avg_pool2d_forward(const ebl_pool_geom *g, ebl_dtype dt,
+                                const void *x, void *y);
+void ebl_cpu_avg_pool2d_vjp(const ebl_pool_geom *g, ebl_dtype dt,
+                            const void *dy, void *dx);
+double ebl_cpu_mse_loss(ebl_dtype dt, int n, int k, const void *x,
+                        const void *t, void *grad);
+double ebl_cpu_cross_entropy(ebl_dtype dt, int n, int k, const void *logits,
+                             const int32_t *labels, const void *target,
+                             void *grad);
+
 #endif

@@ -43,7 +43,8 @@ static double naive_error(const ebl_tensor *a, const ebl_tensor *b,
         double s = 0;
         for (int64_t l = 0; l < k; l++)
           s += elem(&ae, q, i, l) * elem(&be, q, l, j);
-        worst = fmax(worst, fabs(s - elem(c, q, i, j)));
+        double err = fabs(s - elem(c, q, i, j));
+        if (!(err <= worst)) worst = err;     /* NaN sticks */
       }
   ebl_tensor_release(&ae);
   ebl_tensor_release(&be);
