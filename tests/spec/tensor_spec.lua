@@ -842,6 +842,16 @@ describe('bad input', function()
       function() return ebl.avg_pool2d(x, 2, {1, 2, 3}) end)
     fails("bad argument #1 to 'conv2d_bias_vjp' (dy must have 4 dims",
       function() return ebl.conv2d_bias_vjp(ebl.zeros(3)) end)
+    fails("bad argument #2 to 'max_pool2d_vjp' (indices must be in 1..16 "
+      .. "(an input plane), got 0)", function()
+        return ebl.max_pool2d_vjp(ebl.zeros(1, 1, 2, 2),
+          ebl.zeros(1, 1, 2, 2, 'int32'), x, 2)
+      end)
+    fails("bad argument #2 to 'max_pool2d_vjp' (indices must be in 1..16 "
+      .. "(an input plane), got 17)", function()
+        return ebl.max_pool2d_vjp(ebl.zeros(1, 1, 2, 2),
+          ebl.full({1, 1, 2, 2}, 17, 'int32'), x, 2)
+      end)
     fails("bad argument #2 to 'max_pool2d_vjp' (indices must be int32",
       function()
         return ebl.max_pool2d_vjp(ebl.zeros(1, 1, 2, 2),
