@@ -15,6 +15,7 @@ static int dtype_error(lua_State *L, int arg, const char *what) {
     what, got));
 }
 
+/* A dtype name at arg. */
 ebl_dtype ebl_checkdtype(lua_State *L, int arg) {
   int dtype = -1;
   if (lua_type(L, arg) == LUA_TSTRING)
@@ -45,6 +46,7 @@ static int option_error(lua_State *L, int arg, const char *name,
     "option '%s' %s, got %s", name, what, got));
 }
 
+/* Option 'dtype' of the table at arg. */
 ebl_dtype ebl_optdtype(lua_State *L, int arg, ebl_dtype def) {
   if (!get_option(L, arg, "dtype"))
     return def;
@@ -57,6 +59,7 @@ ebl_dtype ebl_optdtype(lua_State *L, int arg, ebl_dtype def) {
   return (ebl_dtype)dtype;
 }
 
+/* Option 'device' of the table at arg. */
 ebl_device ebl_optdevice(lua_State *L, int arg, ebl_device def) {
   if (!get_option(L, arg, "device"))
     return def;
@@ -73,6 +76,7 @@ ebl_device ebl_optdevice(lua_State *L, int arg, ebl_device def) {
 
 /* ---- integers, dims and indices ---- */
 
+/* An integer at arg; `what` names it in errors. */
 int64_t ebl_checkint(lua_State *L, int arg, const char *what) {
   int isint;
   lua_Integer v = lua_tointegerx(L, arg, &isint);
@@ -86,6 +90,7 @@ int64_t ebl_checkint(lua_State *L, int arg, const char *what) {
   return 0;
 }
 
+/* A 1-based or negative dim at arg, returned 0-based. */
 int ebl_checkdim(lua_State *L, int arg, int ndim, int extra) {
   int64_t n = ndim + extra;
   int64_t dim = ebl_checkint(L, arg, "dim");
@@ -99,6 +104,7 @@ int ebl_checkdim(lua_State *L, int arg, int ndim, int extra) {
   return (int)(dim > 0 ? dim - 1 : dim + n);
 }
 
+/* A 1-based or negative index at arg, returned 0-based. */
 int64_t ebl_checkindex(lua_State *L, int arg, int64_t size) {
   int64_t i = ebl_checkint(L, arg, "index");
   if (size == 0)
@@ -166,6 +172,7 @@ static void check_sizes(lua_State *L, int arg, const int64_t *shape,
   }
 }
 
+/* A shape from a table at arg or integers from arg on. */
 int ebl_checkshape(lua_State *L, int arg, int64_t *shape, int allow_infer,
                    int *next) {
   int ndim = 0;
@@ -213,6 +220,7 @@ static int is_known(lua_State *L, const char *const *known) {
   return 0;
 }
 
+/* Checks an options table: known names only. */
 int ebl_checkopts(lua_State *L, int arg, const char *const *known) {
   if (lua_isnoneornil(L, arg))
     return 0;
@@ -226,6 +234,7 @@ int ebl_checkopts(lua_State *L, int arg, const char *const *known) {
   return 1;
 }
 
+/* An integer option (absent: def). */
 int64_t ebl_optint(lua_State *L, int arg, const char *name, int64_t def) {
   if (!get_option(L, arg, name))
     return def;
@@ -237,6 +246,7 @@ int64_t ebl_optint(lua_State *L, int arg, const char *name, int64_t def) {
   return v;
 }
 
+/* A number option (absent: def). */
 double ebl_optnum(lua_State *L, int arg, const char *name, double def) {
   if (!get_option(L, arg, name))
     return def;
@@ -247,6 +257,7 @@ double ebl_optnum(lua_State *L, int arg, const char *name, double def) {
   return v;
 }
 
+/* A boolean option (absent: def). */
 int ebl_optbool(lua_State *L, int arg, const char *name, int def) {
   if (!get_option(L, arg, name))
     return def;
@@ -277,6 +288,7 @@ static int pair_table(lua_State *L, int min, int pair[2]) {
   return ok;
 }
 
+/* An option of one integer or a pair {h, w}. */
 void ebl_optpair(lua_State *L, int arg, const char *name, int def, int min,
                  int pair[2]) {
   pair[0] = pair[1] = def;
@@ -297,6 +309,7 @@ void ebl_optpair(lua_State *L, int arg, const char *name, int def, int min,
   lua_pop(L, 1);
 }
 
+/* A positional integer or pair {h, w} (nil: def). */
 void ebl_checkpair(lua_State *L, int arg, const char *what, int def,
                    int min, int pair[2]) {
   pair[0] = pair[1] = def;

@@ -321,6 +321,7 @@ static const ebl_func_doc FUNCS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds the creation functions to ebl. */
 void ebl_open_create(lua_State *L, int methods) {
   (void)methods;
   ebl_set_funcs(L, FUNCS);

@@ -111,6 +111,7 @@ static int first_shape(lua_State *L, int arg, int64_t *shape) {
   return ndim;
 }
 
+/* Checks the nested table at arg; returns its ndim and shape. */
 int ebl_nested_shape(lua_State *L, int arg, ebl_dtype dtype,
                      int64_t *shape) {
   nest_walk w = { L, arg, 0, dtype, shape, { 0 } };
@@ -150,6 +151,7 @@ static void fill_level(lua_State *L, ebl_tensor *t, int depth,
   }
 }
 
+/* Copies the checked nested table at arg into t. */
 void ebl_nested_fill(lua_State *L, int arg, ebl_tensor *t) {
   int64_t at = t->offset;
   lua_pushvalue(L, arg);

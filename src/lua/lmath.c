@@ -102,7 +102,6 @@ static int m_unary_(lua_State *L) {
 typedef struct reduce_args {
   int dim;          /* 0-based, or EBL_DIM_ALL */
   int keepdim;
-  int has_dim;
   double p;
 } reduce_args;
 
@@ -128,34 +127,26 @@ static void check_reduce(lua_State *L, int op, const ebl_tensor *x,
                                             r->p));
     arg++;
   }
-  r->has_dim = !lua_isnoneornil(L, arg);
-  r->dim = r->has_dim ? ebl_checkdim(L, arg, x->ndim, 0) : EBL_DIM_ALL;
+  r->dim = EBL_DIM_ALL;
+  if (!lua_isnoneornil(L, arg))
+    r->dim = ebl_checkdim(L, arg, x->ndim, 0);
   r->keepdim = opt_bool(L, arg + 1, "keepdim");
   if (op == EBL_VAR)
     r->p = lua_isnoneornil(L, arg + 2) ? 1 : opt_bool(L, arg + 2,
                                                       "unbiased");
 }
 
-/* t:sum([dim [, keepdim]]) and the others: a number without dim, else
-   a tensor; arg indices come out 1-based. */
+/* t:sum([dim [, keepdim]]) and the others: over dim, or over all
+   elements as a 0-dim tensor (it stays on its device; t:item() reads
+   it). Positions from argmax and argmin come out 1-based. */
 static int m_reduce(lua_State *L) {
   ebl_reduce_op op = (ebl_reduce_op)op_of(L);
   ebl_tensor *x = ebl_checktensor(L, 1);
   reduce_args r;
   check_reduce(L, op, x, &r);
-  int is_arg = op == EBL_ARGMAX || op == EBL_ARGMIN;
-  if (!r.has_dim && !r.keepdim) {
-    double v;
-    ebl_check(L, ebl_reduce_all(op, x, r.p, &v));
-    if (ebl_dtype_is_float(ebl_reduce_dtype(op, x->dtype)))
-      lua_pushnumber(L, v);
-    else
-      lua_pushinteger(L, (lua_Integer)v + is_arg);
-    return 1;
-  }
   ebl_tensor *res = ebl_pushnew(L);
   ebl_finish(L, ebl_reduce_new(op, res, x, r.dim, r.keepdim, r.p));
-  if (is_arg)
+  if (op == EBL_ARGMAX || op == EBL_ARGMIN)
     ebl_check(L, ebl_binary_scalar(EBL_ADD, res, res, 1));
   return 1;
 }
@@ -311,29 +302,30 @@ static const ebl_op_doc UNARY[] = {
   {name, m_reduce, op, "t:" name "([dim [, keepdim]]) -> " what \
    " over dim (1-based; negative from the end), a tensor with dim " \
    "removed (kept as size 1 with keepdim = true); without dim, over " \
-   "all elements, as a Lua number.\nExample: " example}
+   "all elements, as a 0-dim tensor (read it with :item()).\n" \
+   "Example: " example}
 
 static const ebl_op_doc REDUCE[] = {
-  RED("sum", EBL_SUM, "the sum", "x:sum(); x:sum(2, true)"),
+  RED("sum", EBL_SUM, "the sum", "x:sum():item(); x:sum(2, true)"),
   RED("mean", EBL_MEAN, "the mean", "x:mean(1) -- column means"),
   RED("max", EBL_MAX, "the largest element (values only: argmax gives "
       "indices)", "x:max(); x:max(2)"),
   RED("min", EBL_MIN, "the smallest element", "x:min()"),
   RED("argmax", EBL_ARGMAX, "the 1-based index of the first largest "
-      "element (int32; a flat index without dim). Class labels are "
-      "0-based values, so compare logits:argmax(2) - 1 with them",
+      "element (int32; a flat row-major index without dim). Class labels "
+      "are 0-based values, so compare logits:argmax(2) - 1 with them",
       "local pred = logits:argmax(2) - 1"),
   RED("argmin", EBL_ARGMIN, "the 1-based index of the first smallest "
-      "element (int32; a flat index without dim)", "d:argmin(2)"),
+      "element (int32; a flat row-major index without dim)", "d:argmin(2)"),
   {"var", m_reduce, EBL_VAR,
    "t:var([dim [, keepdim [, unbiased]]]) -> the variance over dim "
    "(1-based), dividing by n - 1 (unbiased, the default) or n; without "
-   "dim over all elements, as a number.\n"
+   "dim over all elements, as a 0-dim tensor.\n"
    "Example: x:var(); x:var(1, false, false)"},
   {"norm", m_reduce, EBL_NORM,
    "t:norm([p [, dim [, keepdim]]]) -> the p-norm (p > 0, default 2; "
    "math.huge for the max norm) over dim (1-based), or of all elements "
-   "as a number.\nExample: g:norm(); x:norm(1, 2)"},
+   "as a 0-dim tensor.\nExample: g:norm():item(); x:norm(1, 2)"},
   {NULL, NULL, 0, NULL}
 };
 
@@ -362,6 +354,7 @@ static const ebl_func_doc FUNCS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds the arithmetic functions and methods. */
 void ebl_open_math(lua_State *L, int methods) {
   ebl_set_funcs(L, FUNCS);
   ebl_set_ops(L, SOFTMAX);

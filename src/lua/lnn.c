@@ -60,7 +60,7 @@ static ebl_tensor *check_bias(lua_State *L, int transpose,
   ebl_tensor *b = NULL;
   if (lua_type(L, 3) == LUA_TTABLE && lua_isnoneornil(L, 4))
     opts = 3;
-  else if (!lua_isnil(L, 3))
+  else if (!lua_isnoneornil(L, 3))
     b = ebl_checktensor(L, 3);
   *o = check_conv_opts(L, opts, transpose);
   return b;
@@ -143,6 +143,25 @@ static int l_max_pool2d(lua_State *L) {
   return 2;
 }
 
+/* Checks that the 1-based indices at arg point into planes of the input
+   shape: the kernels trust them. */
+static void check_indices(lua_State *L, int arg, const ebl_tensor *ind,
+                          int ndim, const int64_t *shape) {
+  if (ind->dtype != EBL_I32)
+    luaL_argerror(L, arg, lua_pushfstring(L,
+      "indices must be int32 (from max_pool2d), got %s",
+      ebl_dtype_name(ind->dtype)));
+  if (ndim != 4 || ebl_tensor_numel(ind) == 0)
+    return;
+  double lo, hi, plane = (double)shape[2] * (double)shape[3];
+  ebl_check(L, ebl_reduce_all(EBL_MIN, ind, 0, &lo));
+  ebl_check(L, ebl_reduce_all(EBL_MAX, ind, 0, &hi));
+  if (lo < 1 || hi > plane)
+    luaL_argerror(L, arg, lua_pushfstring(L,
+      "indices must be in 1..%I (an input plane), got %I", (lua_Integer)plane,
+      (lua_Integer)(lo < 1 ? lo : hi)));
+}
+
 /* ebl.max_pool2d_vjp(dy, indices, x_shape, kernel [, stride [,
    padding]]) -> dx */
 static int l_max_pool2d_vjp(lua_State *L) {
@@ -150,14 +169,13 @@ static int l_max_pool2d_vjp(lua_State *L) {
   int64_t shape[EBL_MAX_DIMS];
   int ndim = check_like(L, 3, shape);
   ebl_pool_opts o = check_pool(L, 4);
-  if (ind->dtype != EBL_I32)
-    luaL_argerror(L, 2, lua_pushfstring(L,
-      "indices must be int32 (from max_pool2d), got %s",
-      ebl_dtype_name(ind->dtype)));
+  check_indices(L, 2, ind, ndim, shape);
   ebl_tensor *zero_based = ebl_pushnew(L);
   ebl_finish(L, ebl_binary_scalar_new(EBL_SUB, zero_based, ind, 1));
   ebl_tensor *dx = push_output(L, dy, ndim, shape);
-  ebl_check_release(L, ebl_max_pool2d_vjp(dx, dy, zero_based, &o), dx);
+  ebl_status status = ebl_max_pool2d_vjp(dx, dy, zero_based, &o);
+  ebl_tensor_release(zero_based);
+  ebl_check_release(L, status, dx);
   return 1;
 }
 
@@ -291,6 +309,7 @@ static const ebl_func_doc FUNCS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds the layer functions to ebl. */
 void ebl_open_nn(lua_State *L, int methods) {
   (void)methods;
   ebl_set_funcs(L, FUNCS);

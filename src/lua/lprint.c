@@ -387,6 +387,7 @@ static void push_repr(lua_State *L, const ebl_tensor *t,
   lua_remove(L, -2);
 }
 
+/* The printed form with the options in force. */
 void ebl_push_repr(lua_State *L, const ebl_tensor *t) {
   push_repr(L, t, state_opts(L));
 }
@@ -450,6 +451,7 @@ static const ebl_func_doc METHODS[] = {
   {NULL, NULL, NULL}
 };
 
+/* Adds print_options, t:format and t:print. */
 void ebl_open_print(lua_State *L, int methods) {
   print_opts *o = lua_newuserdatauv(L, sizeof *o, 0);
   default_opts(o);

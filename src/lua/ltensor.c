@@ -17,10 +17,12 @@ static size_t collected_live = 0;
 
 /* ---- the userdata ---- */
 
+/* The tensor at idx, or NULL. */
 ebl_tensor *ebl_testtensor(lua_State *L, int idx) {
   return luaL_testudata(L, idx, EBL_TENSOR_MT);
 }
 
+/* The open tensor at arg, or an argument error. */
 ebl_tensor *ebl_checktensor(lua_State *L, int arg) {
   ebl_tensor *t = luaL_testudata(L, arg, EBL_TENSOR_MT);
   if (t == NULL)
@@ -30,6 +32,7 @@ ebl_tensor *ebl_checktensor(lua_State *L, int arg) {
   return t;
 }
 
+/* Pushes an empty ebl.Tensor for a core function to fill. */
 ebl_tensor *ebl_pushnew(lua_State *L) {
   ebl_tensor *t = lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
@@ -37,6 +40,7 @@ ebl_tensor *ebl_pushnew(lua_State *L) {
   return t;
 }
 
+/* Raises the core's message ("interrupted" as is). */
 void ebl_check(lua_State *L, ebl_status status) {
   if (status == EBL_OK)
     return;
@@ -47,6 +51,7 @@ void ebl_check(lua_State *L, ebl_status status) {
   luaL_error(L, "%s", ebl_error());
 }
 
+/* Releases out on failure, then raises. */
 void ebl_check_release(lua_State *L, ebl_status status, ebl_tensor *out) {
   if (status != EBL_OK && out != NULL)
     ebl_tensor_release(out);
@@ -73,6 +78,7 @@ void ebl_account(lua_State *L, size_t nbytes) {
   }
 }
 
+/* Raises on failure; accounts fresh storage. */
 void ebl_finish(lua_State *L, ebl_status status) {
   ebl_check(L, status);
   ebl_tensor *t = lua_touserdata(L, -1);
@@ -251,6 +257,7 @@ static void fill_metatable(lua_State *L, int mt, int methods) {
   lua_pop(L, 1);
 }
 
+/* Registers closures carrying their op code, with help. */
 void ebl_set_ops(lua_State *L, const ebl_op_doc *ops) {
   for (; ops->name != NULL; ops++) {
     lua_pushinteger(L, ops->op);
@@ -272,6 +279,7 @@ static const char TENSOR_HELP[] =
   "listed in ebl.Tensor.\n"
   "Example: local t = ebl.tensor{{1, 2}, {3, 4}}; print(t[2][1], #t)";
 
+/* Builds ebl.Tensor and adds the tensor functions to ebl. */
 void ebl_open_tensor(lua_State *L) {
   int module = lua_gettop(L);
   luaL_newmetatable(L, EBL_TENSOR_MT);

@@ -81,7 +81,7 @@ int ebl_checkopts(lua_State *L, int arg, const char *const *known);
 int64_t ebl_optint(lua_State *L, int arg, const char *name, int64_t def);
 double ebl_optnum(lua_State *L, int arg, const char *name, double def);
 int ebl_optbool(lua_State *L, int arg, const char *name, int def);
-/* An option that is one positive integer or a pair {h, w}; min is the
+/* An option that is one integer or a pair {h, w}; min is the
    least value allowed (0 for padding, 1 for stride). */
 void ebl_optpair(lua_State *L, int arg, const char *name, int def, int min,
                  int pair[2]);

@@ -466,6 +466,7 @@ static const ebl_op_doc CASTS[] = {
   {NULL, NULL, 0, NULL}
 };
 
+/* Adds the shape and storage methods. */
 void ebl_open_view(lua_State *L, int methods) {
   lua_pushvalue(L, methods);
   ebl_set_funcs(L, METHODS);
