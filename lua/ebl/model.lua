@@ -183,8 +183,9 @@ return function(ebl)
   -- Accuracy of predict(x) against integer labels (0-based classes).
   function Model:evaluate(x, labels)
     local logits = self:predict(x)
-    local guess = logits:argmax(2)
-    local right = guess:eq(labels:int()):sum()
+    -- argmax gives 1-based positions; labels are 0-based classes.
+    local guess = logits:argmax(2) - 1
+    local right = guess:eq(labels:int()):sum():item()
     return right / labels:numel()
   end
 

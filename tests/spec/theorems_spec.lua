@@ -10,9 +10,9 @@ local function cosine_and_ratio(a_list, b_list)
   local dot, na, nb = 0, 0, 0
   for i = 1, #a_list do
     local a, b = a_list[i]:reshape(-1), b_list[i]:reshape(-1)
-    dot = dot + (a * b):sum()
-    na = na + (a * a):sum()
-    nb = nb + (b * b):sum()
+    dot = dot + (a * b):sum():item()
+    na = na + (a * a):sum():item()
+    nb = nb + (b * b):sum():item()
   end
   return dot / math.sqrt(na * nb), math.sqrt(na / nb)
 end
