@@ -8,5 +8,6 @@ return function(ebl)
   require('ebl.graph')(ebl)
   require('ebl.model')(ebl)
   ebl.optim = require('ebl.optim')(ebl)
+  ebl.models = require('ebl.models')(ebl)
   return ebl
 end

@@ -12,6 +12,7 @@
 
 typedef struct model_box {
   ebl_model *model;
+  ebl_infer_opts last;    /* the settings of the last infer, for step */
 } model_box;
 
 static ebl_model *check_model(lua_State *L, int arg) {
@@ -280,9 +281,6 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
     luaL_error(L, "infer: tol must be >= 0, got %g", o->tol);
 }
 
-/* Keeps the options of the last infer for step(). */
-static ebl_infer_opts last_opts;
-
 /* core:infer(x, target or nil, opts) -> energy, steps, trace */
 static int l_infer(lua_State *L) {
   ebl_model *m = check_model(L, 1);
@@ -292,7 +290,7 @@ static int l_infer(lua_State *L) {
   read_infer_opts(L, 4, m, &o);
   ebl_infer_result r;
   ebl_check(L, ebl_model_infer(m, x, target, &o, &r));
-  last_opts = o;
+  ((model_box *)lua_touserdata(L, 1))->last = o;
   lua_pushnumber(L, r.energy);
   lua_pushinteger(L, r.steps);
   lua_createtable(L, r.steps + 1, 0);
@@ -305,7 +303,7 @@ static int l_infer(lua_State *L) {
 
 static int l_step(lua_State *L) {
   ebl_model *m = check_model(L, 1);
-  ebl_infer_opts o = last_opts;
+  ebl_infer_opts o = ((model_box *)lua_touserdata(L, 1))->last;
   if (!lua_isnoneornil(L, 2))
     read_infer_opts(L, 2, m, &o);
   double energy;
