@@ -8,12 +8,19 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
+#include "cpu/conv_onednn.h"
 #include "cpu/layers.h"
 
 /* Bytes of im2col columns the conv kernels aim to hold at once: enough
    samples per chunk that the gemm is large, few enough to stay modest. */
+#ifndef SAMPLE_PARALLEL
+#define SAMPLE_PARALLEL 1
+#endif
+#ifndef CONV_CHUNK_BYTES
 #define CONV_CHUNK_BYTES ((size_t)32 << 20)
+#endif
 
 /* ---- geometry ---- */
 
@@ -249,8 +256,12 @@ static size_t conv_workspace(const ebl_conv_geom *g, size_t elem) {
   return elem * rows * cols;
 }
 
+/* Float convs may run through oneDNN, whose blocked copies of x and y
+   can need more room than im2col's columns. */
 size_t ebl_conv2d_workspace_f32(const ebl_conv_geom *g) {
-  return conv_workspace(g, sizeof(float));
+  size_t im2col = conv_workspace(g, sizeof(float));
+  size_t onednn = ebl_onednn_conv_workspace(g);
+  return onednn > im2col ? onednn : im2col;
 }
 
 size_t ebl_conv2d_workspace_f64(const ebl_conv_geom *g) {
@@ -286,12 +297,16 @@ static double sum_parts(const double *part) {
   return sum;
 }
 
+int ebl_conv2d_set_onednn(int enable) { return ebl_onednn_enable(enable); }
+
 /* ---- the kernels, once per precision ---- */
 
 #define REAL float
 #define SUFFIX f32
 #define GEMM cblas_sgemm
+#define CONV_ONEDNN
 #include "cpu/layers_real.h"
+#undef CONV_ONEDNN
 #undef REAL
 #undef SUFFIX
 #undef GEMM

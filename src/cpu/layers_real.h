@@ -1,6 +1,7 @@
 /* The layer kernels written once for a real type: layers.c includes this
    file with REAL (float or double), SUFFIX (f32 or f64) and GEMM (the
-   matching cblas gemm) defined, once per precision. */
+   matching cblas gemm) defined, once per precision. With CONV_ONEDNN
+   defined (float), the conv kernels first offer their work to oneDNN. */
 
 #define FN_JOIN(name, suffix) name##_##suffix
 #define FN_EXPAND(name, suffix) FN_JOIN(name, suffix)
@@ -118,11 +119,92 @@ static void FN(scatter_output)(const ebl_conv_geom *g, const REAL *rows,
     }
 }
 
+/* Column matrix of one sample, filled by the calling thread alone: row
+   (c, ki, kj) holds h_out*w_out entries. */
+static void FN(im2col_sample)(const ebl_conv_geom *g, const REAL *x,
+                              REAL *col) {
+  int64_t plane_in = (int64_t)g->h_in * g->w_in;
+  int64_t plane_out = (int64_t)g->h_out * g->w_out;
+  for (int c = 0; c < g->c_in; c++)
+    for (int ki = 0; ki < g->kh; ki++)
+      for (int kj = 0; kj < g->kw; kj++) {
+        int64_t row = ((int64_t)c * g->kh + ki) * g->kw + kj;
+        FN(im2col_tap)(g, x + c * plane_in, ki, kj, col + row * plane_out);
+      }
+}
+
+/* Overwrites one sample's input planes with the sum of its column
+   matrix's taps, by the calling thread alone. */
+static void FN(col2im_sample)(const ebl_conv_geom *g, const REAL *col,
+                              REAL *x) {
+  int64_t plane_in = (int64_t)g->h_in * g->w_in;
+  int64_t plane_out = (int64_t)g->h_out * g->w_out;
+  memset(x, 0, sizeof(REAL) * plane_in * g->c_in);
+  for (int c = 0; c < g->c_in; c++)
+    for (int ki = 0; ki < g->kh; ki++)
+      for (int kj = 0; kj < g->kw; kj++) {
+        int64_t row = ((int64_t)c * g->kh + ki) * g->kw + kj;
+        FN(col2im_tap)(g, col + row * plane_out, ki, kj, x + c * plane_in);
+      }
+}
+
+/* Forward of samples b0..b0+nb-1, one sample per thread at a time, each
+   with its own columns (slot i of the workspace) and a one-thread gemm
+   straight into y. */
+static void FN(forward_samples)(const ebl_conv_geom *g, const REAL *x,
+                                const REAL *w, const REAL *b, REAL *y,
+                                int b0, int nb, REAL *col) {
+  int m, k;
+  conv_group_dims(g, &m, &k);
+  int64_t plane = (int64_t)g->h_out * g->w_out;
+  int64_t taps = (int64_t)g->c_in * g->kh * g->kw;
+#pragma omp parallel for schedule(dynamic)
+  for (int i = 0; i < nb; i++) {
+    REAL *cols = col + i * taps * plane;
+    REAL *out = y + (int64_t)(b0 + i) * g->c_out * plane;
+    FN(im2col_sample)(g, x + (int64_t)(b0 + i) * g->c_in * g->h_in *
+                      g->w_in, cols);
+    for (int gi = 0; gi < g->groups; gi++)
+      GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)plane, k, 1,
+           w + (int64_t)gi * m * k, k, cols + (int64_t)gi * k * plane,
+           (int)plane, 0, out + (int64_t)gi * m * plane, (int)plane);
+    for (int c = 0; b && c < g->c_out; c++)
+      for (int64_t j = 0; j < plane; j++)
+        out[c * plane + j] += b[c];
+  }
+}
+
+/* Input VJP of samples b0..b0+nb-1, one sample per thread at a time. */
+static void FN(input_vjp_samples)(const ebl_conv_geom *g, const REAL *dy,
+                                  const REAL *w, REAL *dx, int b0, int nb,
+                                  REAL *col) {
+  int m, k;
+  conv_group_dims(g, &m, &k);
+  int64_t plane = (int64_t)g->h_out * g->w_out;
+  int64_t taps = (int64_t)g->c_in * g->kh * g->kw;
+#pragma omp parallel for schedule(dynamic)
+  for (int i = 0; i < nb; i++) {
+    REAL *cols = col + i * taps * plane;
+    const REAL *grad = dy + (int64_t)(b0 + i) * g->c_out * plane;
+    for (int gi = 0; gi < g->groups; gi++)
+      GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, k, (int)plane, m, 1,
+           w + (int64_t)gi * m * k, k, grad + (int64_t)gi * m * plane,
+           (int)plane, 0, cols + (int64_t)gi * k * plane, (int)plane);
+    FN(col2im_sample)(g, cols, dx + (int64_t)(b0 + i) * g->c_in *
+                      g->h_in * g->w_in);
+  }
+}
+
 /* y = conv2d(x, w) + b, a chunk of samples at a time: per group, the
    group's weights (m x k) times its columns (k x nb*plane). */
 void FN(ebl_conv2d_forward)(const ebl_conv_geom *g, const REAL *x,
                             const REAL *w, const REAL *b, REAL *y,
                             void *work) {
+#ifdef CONV_ONEDNN
+  if (ebl_onednn_conv(EBL_DNN_FORWARD, g, x, w, b, y, work,
+                      conv_workspace(g, sizeof(REAL))))
+    return;
+#endif
   int chunk = conv_chunk(g, sizeof(REAL)), m, k;
   conv_group_dims(g, &m, &k);
   int64_t plane = (int64_t)g->h_out * g->w_out;
@@ -132,6 +214,10 @@ void FN(ebl_conv2d_forward)(const ebl_conv_geom *g, const REAL *x,
   for (int b0 = 0; b0 < g->n; b0 += chunk) {
     int nb = g->n - b0 < chunk ? g->n - b0 : chunk;
     int ld = (int)(nb * plane);
+    if (SAMPLE_PARALLEL && nb >= omp_get_max_threads() && nb > 1) {
+      FN(forward_samples)(g, x, w, b, y, b0, nb, col);
+      continue;
+    }
     FN(im2col)(g, x, b0, nb, col);
     for (int gi = 0; gi < g->groups; gi++)
       GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, ld, k, 1,
@@ -145,6 +231,11 @@ void FN(ebl_conv2d_forward)(const ebl_conv_geom *g, const REAL *x,
    (k x m) times dy (m x nb*plane) give columns, summed back by col2im. */
 void FN(ebl_conv2d_input_vjp)(const ebl_conv_geom *g, const REAL *dy,
                               const REAL *w, REAL *dx, void *work) {
+#ifdef CONV_ONEDNN
+  if (ebl_onednn_conv(EBL_DNN_INPUT_VJP, g, dy, w, NULL, dx, work,
+                      conv_workspace(g, sizeof(REAL))))
+    return;
+#endif
   int chunk = conv_chunk(g, sizeof(REAL)), m, k;
   conv_group_dims(g, &m, &k);
   int64_t plane = (int64_t)g->h_out * g->w_out;
@@ -154,6 +245,10 @@ void FN(ebl_conv2d_input_vjp)(const ebl_conv_geom *g, const REAL *dy,
   for (int b0 = 0; b0 < g->n; b0 += chunk) {
     int nb = g->n - b0 < chunk ? g->n - b0 : chunk;
     int ld = (int)(nb * plane);
+    if (SAMPLE_PARALLEL && nb >= omp_get_max_threads() && nb > 1) {
+      FN(input_vjp_samples)(g, dy, w, dx, b0, nb, col);
+      continue;
+    }
     FN(gather_output)(g, dy, b0, nb, rows);
     for (int gi = 0; gi < g->groups; gi++)
       GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, k, ld, m, 1,
@@ -167,6 +262,11 @@ void FN(ebl_conv2d_input_vjp)(const ebl_conv_geom *g, const REAL *dy,
    (m x nb*plane) times (nb*plane x k), accumulated over chunks. */
 void FN(ebl_conv2d_weight_vjp)(const ebl_conv_geom *g, const REAL *x,
                                const REAL *dy, REAL *dw, void *work) {
+#ifdef CONV_ONEDNN
+  if (ebl_onednn_conv(EBL_DNN_WEIGHT_VJP, g, x, dy, NULL, dw, work,
+                      conv_workspace(g, sizeof(REAL))))
+    return;
+#endif
   int chunk = conv_chunk(g, sizeof(REAL)), m, k;
   conv_group_dims(g, &m, &k);
   int64_t plane = (int64_t)g->h_out * g->w_out;

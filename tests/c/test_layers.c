@@ -265,24 +265,17 @@ static void conv_data_free(conv_data *d) {
   free(d->workf);
 }
 
-/* Forward in double against the naive loops, and in float against
-   double. */
+/* Forward in double against the naive loops. */
 static void check_conv_forward(conv_data *d, const char *name) {
   double *y = nan_array(d->ys);
   double *ref = nan_array(d->ys);
-  float *yf = nan_array_f32(d->ys);
   ebl_conv2d_forward_f64(&d->g, d->x, d->w, d->b, y, d->work);
   ref_conv(&d->g, d->x, d->w, d->b, ref);
   double err = rel_err(y, ref, d->ys);
   CHECK(err <= 1e-13, "conv2d forward f64 %s matches naive (err %.2g)",
         name, err);
-  ebl_conv2d_forward_f32(&d->g, d->xf, d->wf, d->bf, yf, d->workf);
-  err = rel_err_f32(yf, y, d->ys);
-  CHECK(err <= F32_TOL, "conv2d forward f32 %s matches f64 (err %.2g)",
-        name, err);
   free(y);
   free(ref);
-  free(yf);
 }
 
 /* Input, weight and bias VJPs in double against finite differences of
@@ -312,20 +305,37 @@ static void check_conv_vjps_fd(conv_data *d, const char *name) {
   free(db);
 }
 
-/* The float VJPs against the double ones. */
-static void check_conv_vjps_f32(conv_data *d, const char *name) {
+/* The float kernels (through `path`: oneDNN or im2col) against the
+   double ones: forward, input, weight and bias VJPs. */
+static void check_conv_f32(conv_data *d, const char *name,
+                           const char *path) {
+  double *y = nan_array(d->ys);
   double *dx = nan_array(d->xs);
   double *dw = nan_array(d->ws);
+  float *yf = nan_array_f32(d->ys);
   float *dxf = nan_array_f32(d->xs);
   float *dwf = nan_array_f32(d->ws);
+  ebl_conv2d_forward_f64(&d->g, d->x, d->w, d->b, y, d->work);
+  ebl_conv2d_forward_f32(&d->g, d->xf, d->wf, d->bf, yf, d->workf);
   ebl_conv2d_input_vjp_f64(&d->g, d->r, d->w, dx, d->work);
   ebl_conv2d_input_vjp_f32(&d->g, d->rf, d->wf, dxf, d->workf);
   ebl_conv2d_weight_vjp_f64(&d->g, d->x, d->r, dw, d->work);
   ebl_conv2d_weight_vjp_f32(&d->g, d->xf, d->rf, dwf, d->workf);
-  double ex = rel_err_f32(dxf, dx, d->xs), ew = rel_err_f32(dwf, dw, d->ws);
-  CHECK(ex <= F32_TOL && ew <= F32_TOL, "conv2d VJPs f32 %s match f64 "
-        "(input err %.2g, weight err %.2g)", name, ex, ew);
+  double ey = rel_err_f32(yf, y, d->ys), ex = rel_err_f32(dxf, dx, d->xs);
+  double ew = rel_err_f32(dwf, dw, d->ws);
+  CHECK(ey <= F32_TOL && ex <= F32_TOL && ew <= F32_TOL, "conv2d f32 "
+        "(%s) %s matches f64 (forward err %.2g, input VJP %.2g, weight "
+        "VJP %.2g)", path, name, ey, ex, ew);
+  free(y);
+  free(dx);
+  free(dw);
+  free(yf);
+  free(dxf);
+  free(dwf);
+}
 
+/* The float bias VJP against the double one. */
+static void check_conv_bias_f32(conv_data *d, const char *name) {
   double db[64];
   float dbf[64];
   ebl_conv2d_bias_vjp_f64(&d->g, d->r, db);
@@ -333,10 +343,6 @@ static void check_conv_vjps_f32(conv_data *d, const char *name) {
   double eb = rel_err_f32(dbf, db, d->g.c_out);
   CHECK(eb <= F32_TOL, "conv2d bias VJP f32 %s matches f64 (err %.2g)",
         name, eb);
-  free(dx);
-  free(dw);
-  free(dxf);
-  free(dwf);
 }
 
 static const conv_case conv_cases[] = {
@@ -368,7 +374,11 @@ static void test_conv_cases(void) {
     conv_data_init(&d, &g);
     check_conv_forward(&d, name);
     check_conv_vjps_fd(&d, name);
-    check_conv_vjps_f32(&d, name);
+    check_conv_f32(&d, name, "oneDNN if it takes it");
+    ebl_conv2d_set_onednn(0);
+    check_conv_f32(&d, name, "im2col");
+    ebl_conv2d_set_onednn(1);
+    check_conv_bias_f32(&d, name);
     conv_data_free(&d);
   }
 }
@@ -495,10 +505,15 @@ static void check_tconv_forward(const tconv *t, conv_data *d,
 
   float *btf = to_f32(bt, t->c_out), *yf = nan_array_f32(d->xs);
   ebl_conv_transpose2d_forward_f64(g, d->r, d->w, bt, y, d->work);
-  ebl_conv_transpose2d_forward_f32(g, d->rf, d->wf, btf, yf, d->workf);
-  err = rel_err_f32(yf, y, d->xs);
-  CHECK(err <= F32_TOL, "conv_transpose2d forward f32 %s matches f64 "
-        "(err %.2g)", name, err);
+  for (int onednn = 1; onednn >= 0; onednn--) {
+    ebl_conv2d_set_onednn(onednn);
+    ebl_conv_transpose2d_forward_f32(g, d->rf, d->wf, btf, yf, d->workf);
+    err = rel_err_f32(yf, y, d->xs);
+    CHECK(err <= F32_TOL, "conv_transpose2d forward f32 (%s) %s matches "
+          "f64 (err %.2g)", onednn ? "oneDNN if it takes it" : "im2col",
+          name, err);
+  }
+  ebl_conv2d_set_onednn(1);
   free(y);
   free(ref);
   free(bt);
