@@ -1,5 +1,6 @@
 /* Benchmark of conv2d on the CPU: forward, input VJP and weight VJP of
-   ebl's im2col + gemm kernels against oneDNN, batch 128, 32x32, 3x3,
+   ebl's kernels (float through oneDNN or im2col + sgemm, double through
+   im2col + dgemm) and of oneDNN called directly, batch 128, 32x32, 3x3,
    64 -> 64 channels, padding 1, 2 threads (EBL_BENCH_THREADS to change). */
 #include <math.h>
 #include <omp.h>
@@ -336,8 +337,8 @@ static double rel_diff(const float *a, const float *b, size_t count) {
   return err / scale;
 }
 
-/* Runs op once and compares its result (out, count floats) with ebl's,
-   kept in ref. */
+/* Runs op once and compares its result (out, count floats) with ebl's
+   im2col one, kept in ref. */
 static double dnn_agreement(dnn_op *op, float *out, const float *ref,
                             size_t count) {
   memset(out, 0, sizeof(float) * count);
@@ -362,7 +363,7 @@ static void bench_dnn(const char *name, void (*build)(dnn_op *,
   report(name, label, best_ms(dnn_run_all, &op));
   if (any && op.nsteps > 1)
     report(name, "  (convolution step alone)", best_ms(dnn_run_conv, &op));
-  printf("%-12s   agrees with ebl to %.1e\n", "", agree);
+  printf("%-12s   agrees with ebl im2col to %.1e\n", "", agree);
 }
 
 static float *copy_of(const float *v, size_t count) {
@@ -388,20 +389,27 @@ int main(void) {
   size_t xs = (size_t)g->n * g->c_in * g->h_in * g->w_in;
   size_t ys = (size_t)g->n * g->c_out * g->h_out * g->w_out;
   size_t ws = (size_t)g->c_out * g->c_in * g->kh * g->kw;
-  report("forward", "ebl im2col+sgemm f32", best_ms(ebl_forward, NULL));
-  report("input VJP", "ebl im2col+sgemm f32", best_ms(ebl_input_vjp, NULL));
-  report("weight VJP", "ebl im2col+sgemm f32",
+  ebl_conv2d_set_onednn(0);
+  report("forward", "ebl f32 im2col+sgemm", best_ms(ebl_forward, NULL));
+  report("input VJP", "ebl f32 im2col+sgemm", best_ms(ebl_input_vjp, NULL));
+  report("weight VJP", "ebl f32 im2col+sgemm",
          best_ms(ebl_weight_vjp, NULL));
-  report("forward", "ebl im2col+dgemm f64", best_ms(ebl_forward_f64, NULL));
-  report("input VJP", "ebl im2col+dgemm f64",
+  float *y = copy_of(data.y, ys), *dx = copy_of(data.dx, xs);
+  float *dw = copy_of(data.dw, ws);
+  ebl_conv2d_set_onednn(1);
+  report("forward", "ebl f32 (oneDNN inside)", best_ms(ebl_forward, NULL));
+  report("input VJP", "ebl f32 (oneDNN inside)",
+         best_ms(ebl_input_vjp, NULL));
+  report("weight VJP", "ebl f32 (oneDNN inside)",
+         best_ms(ebl_weight_vjp, NULL));
+  report("forward", "ebl f64 im2col+dgemm", best_ms(ebl_forward_f64, NULL));
+  report("input VJP", "ebl f64 im2col+dgemm",
          best_ms(ebl_input_vjp_f64, NULL));
-  report("weight VJP", "ebl im2col+dgemm f64",
+  report("weight VJP", "ebl f64 im2col+dgemm",
          best_ms(ebl_weight_vjp_f64, NULL));
 
   DNN(dnnl_engine_create(&engine, dnnl_cpu, 0));
   DNN(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
-  float *y = copy_of(data.y, ys), *dx = copy_of(data.dx, xs);
-  float *dw = copy_of(data.dw, ws);
   for (int any = 1; any >= 0; any--) {
     bench_dnn("forward", dnn_build_forward, any, data.y, y, ys);
     bench_dnn("input VJP", dnn_build_input_vjp, any, data.dx, dx, xs);

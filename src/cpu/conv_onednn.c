@@ -89,6 +89,7 @@ static int64_t pad_right(int in, int out, int k, int stride, int pad,
   return (int64_t)(out - 1) * stride + span - in - pad;
 }
 
+/* A plain float memory descriptor; 1 on success. */
 static int init_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t d,
                    dnnl_format_tag_t tag) {
   return dnnl_memory_desc_init_by_tag(md, ndims, d, dnnl_f32, tag) ==
@@ -106,6 +107,7 @@ static int init_weights_md(dnnl_memory_desc_t *md, const ebl_conv_geom *g,
   return init_md(md, 5, grouped, any ? dnnl_format_tag_any : dnnl_goihw);
 }
 
+/* The descriptors and conv parameters of g in oneDNN's terms. */
 static int init_mds(dnn_mds *m, const ebl_conv_geom *g) {
   dnnl_dims_t src = {g->n, g->c_in, g->h_in, g->w_in};
   dnnl_dims_t dst = {g->n, g->c_out, g->h_out, g->w_out};
@@ -238,6 +240,7 @@ static int build_op(dnn_op *op, int kind, dnnl_primitive_desc_t pd,
   return 1;
 }
 
+/* Releases what build_op made (any part of it may be missing). */
 static void destroy_op(dnn_op *op) {
   for (int i = 0; i < op->nargs; i++) {
     dnn_arg *a = &op->args[i];
@@ -274,6 +277,7 @@ static int build_entry(dnn_entry *e) {
   return ok && e->zero_bias;
 }
 
+/* Releases an entry and clears it for reuse. */
 static void destroy_entry(dnn_entry *e) {
   for (int op = 0; op < EBL_DNN_NOPS; op++)
     destroy_op(&e->ops[op]);
@@ -283,6 +287,7 @@ static void destroy_entry(dnn_entry *e) {
 
 /* ---- the cache ---- */
 
+/* Creates the CPU engine and its stream on first use. */
 static int ensure_engine(void) {
   if (!engine && dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success)
     return 0;
@@ -323,6 +328,7 @@ static dnn_entry *lookup(const ebl_conv_geom *g) {
   return e;
 }
 
+/* Workspace of an entry: its largest operation, plus room to align. */
 static size_t entry_bytes(const dnn_entry *e) {
   size_t most = 0;
   for (int op = 0; op < EBL_DNN_NOPS; op++)
@@ -331,6 +337,7 @@ static size_t entry_bytes(const dnn_entry *e) {
   return most + ALIGN;
 }
 
+/* Marks the entry as sized: its kernels may use that much workspace. */
 size_t ebl_onednn_conv_workspace(const ebl_conv_geom *g) {
   pthread_mutex_lock(&cache_lock);
   size_t bytes = 0;
@@ -347,6 +354,7 @@ size_t ebl_onednn_conv_workspace(const ebl_conv_geom *g) {
 
 /* ---- running ---- */
 
+/* Runs one primitive on the stream; 1 on success. */
 static int execute(dnnl_primitive_t prim, int nargs,
                    const dnnl_exec_arg_t *args) {
   return dnnl_primitive_execute(prim, stream, nargs, args) == dnnl_success;
@@ -397,6 +405,8 @@ static int run_op(dnn_op *op, void *const *ptrs, char *base) {
          dnnl_stream_wait(stream) == dnnl_success;
 }
 
+/* Runs op through oneDNN if the entry is usable and the workspace is
+   known to hold it; the work is in place when this returns 1. */
 int ebl_onednn_conv(int op, const ebl_conv_geom *g, const float *a,
                     const float *b, const float *bias, float *out,
                     void *work, size_t fallback_bytes) {
@@ -416,6 +426,7 @@ int ebl_onednn_conv(int op, const ebl_conv_geom *g, const float *a,
   return done;
 }
 
+/* Sets whether the float convs try oneDNN first. */
 int ebl_onednn_enable(int enable) {
   pthread_mutex_lock(&cache_lock);
   int previous = enabled;

@@ -264,6 +264,7 @@ size_t ebl_conv2d_workspace_f32(const ebl_conv_geom *g) {
   return onednn > im2col ? onednn : im2col;
 }
 
+/* Double convs always use im2col. */
 size_t ebl_conv2d_workspace_f64(const ebl_conv_geom *g) {
   return conv_workspace(g, sizeof(double));
 }
@@ -297,6 +298,7 @@ static double sum_parts(const double *part) {
   return sum;
 }
 
+/* Switches float convs between oneDNN and im2col (see layers.h). */
 int ebl_conv2d_set_onednn(int enable) { return ebl_onednn_enable(enable); }
 
 /* ---- the kernels, once per precision ---- */

@@ -302,6 +302,7 @@ static void FN(channel_sums)(int n, int channels, int64_t plane,
   }
 }
 
+/* db[c] = sum of dy over samples and positions of channel c. */
 void FN(ebl_conv2d_bias_vjp)(const ebl_conv_geom *g, const REAL *dy,
                              REAL *db) {
   FN(channel_sums)(g->n, g->c_out, (int64_t)g->h_out * g->w_out, dy, db);
@@ -321,6 +322,8 @@ static void FN(add_channel_bias)(int n, int channels, int64_t plane,
     }
 }
 
+/* y = conv_transpose2d(x, w) + b: the conv's input VJP applied to x,
+   then the bias of each of the c_out_t = g->c_in channels. */
 void FN(ebl_conv_transpose2d_forward)(const ebl_conv_geom *g,
                                       const REAL *x, const REAL *w,
                                       const REAL *b, REAL *y, void *work) {
@@ -329,18 +332,22 @@ void FN(ebl_conv_transpose2d_forward)(const ebl_conv_geom *g,
     FN(add_channel_bias)(g->n, g->c_in, (int64_t)g->h_in * g->w_in, b, y);
 }
 
+/* The adjoint of the transposed conv is the conv itself. */
 void FN(ebl_conv_transpose2d_input_vjp)(const ebl_conv_geom *g,
                                         const REAL *dy, const REAL *w,
                                         REAL *dx, void *work) {
   FN(ebl_conv2d_forward)(g, dy, w, NULL, dx, work);
 }
 
+/* d<dy, conv_transpose(x, w)>/dw = d<conv(dy, w), x>/dw: the conv's
+   weight VJP with dy as its input and x as its cotangent. */
 void FN(ebl_conv_transpose2d_weight_vjp)(const ebl_conv_geom *g,
                                          const REAL *x, const REAL *dy,
                                          REAL *dw, void *work) {
   FN(ebl_conv2d_weight_vjp)(g, dy, x, dw, work);
 }
 
+/* db[c] = sum of dy over samples and positions, c_out_t channels. */
 void FN(ebl_conv_transpose2d_bias_vjp)(const ebl_conv_geom *g,
                                        const REAL *dy, REAL *db) {
   FN(channel_sums)(g->n, g->c_in, (int64_t)g->h_in * g->w_in, dy, db);
@@ -370,6 +377,7 @@ static REAL FN(window_max)(const ebl_pool_geom *g, const REAL *plane,
   return best;
 }
 
+/* Max pooling, one (sample, channel) plane per task. */
 void FN(ebl_max_pool2d_forward)(const ebl_pool_geom *g, const REAL *x,
                                 REAL *y, int32_t *argmax) {
   int64_t plane_in = (int64_t)g->h_in * g->w_in;
@@ -403,6 +411,7 @@ void FN(ebl_max_pool2d_vjp)(const ebl_pool_geom *g, const REAL *dy,
   }
 }
 
+/* Average pooling: window sums (padding adds nothing) over kh*kw. */
 void FN(ebl_avg_pool2d_forward)(const ebl_pool_geom *g, const REAL *x,
                                 REAL *y) {
   int64_t plane_in = (int64_t)g->h_in * g->w_in;
