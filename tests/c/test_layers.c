@@ -2,6 +2,7 @@
    naive loops in double, VJPs against central finite differences in
    double, float kernels against double ones, geometry errors. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +470,23 @@ static void test_conv_chunks(void) {
   free(dw);
   free(rdx);
   free(rdw);
+  conv_data_free(&d);
+}
+
+/* A float workspace sized at one thread count still serves the kernels
+   at another (oneDNN's needs depend on it; the kernels then fall back to
+   im2col when they must). */
+static void test_conv_thread_change(void) {
+  ebl_conv_geom g = geom_of(&conv_cases[1]);
+  char msg[200];
+  ebl_conv_geom_finish(&g, msg, sizeof msg);
+  int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  conv_data d;
+  conv_data_init(&d, &g);
+  omp_set_num_threads(threads > 1 ? threads : 2);
+  check_conv_f32(&d, "[workspace sized at 1 thread]", "oneDNN if it fits");
+  omp_set_num_threads(threads);
   conv_data_free(&d);
 }
 
@@ -1002,6 +1020,7 @@ int main(void) {
   test_conv_by_hand();
   test_conv_cases();
   test_conv_chunks();
+  test_conv_thread_change();
   test_tconv_cases();
   test_max_pool_ties();
   test_avg_pool_by_hand();
