@@ -426,6 +426,13 @@ int ebl_onednn_conv(int op, const ebl_conv_geom *g, const float *a,
   return done;
 }
 
+int ebl_onednn_takes(const ebl_conv_geom *g) {
+  pthread_mutex_lock(&cache_lock);
+  int takes = enabled && lookup(g)->usable;
+  pthread_mutex_unlock(&cache_lock);
+  return takes;
+}
+
 /* Sets whether the float convs try oneDNN first. */
 int ebl_onednn_enable(int enable) {
   pthread_mutex_lock(&cache_lock);
@@ -452,6 +459,11 @@ int ebl_onednn_conv(int op, const ebl_conv_geom *g, const float *a,
 
 int ebl_onednn_enable(int enable) {
   (void)enable;
+  return 0;
+}
+
+int ebl_onednn_takes(const ebl_conv_geom *g) {
+  (void)g;
   return 0;
 }
 

@@ -27,6 +27,10 @@ int ebl_onednn_conv(int op, const ebl_conv_geom *g, const float *a,
                     const float *b, const float *bias, float *out,
                     void *work, size_t fallback_bytes);
 
+/* 1 when float convs of g run through oneDNN at the current thread
+   count (builds its primitives if needed). */
+int ebl_onednn_takes(const ebl_conv_geom *g);
+
 /* Turns the oneDNN path on or off; returns the previous setting. */
 int ebl_onednn_enable(int enable);
 

@@ -15,12 +15,7 @@
 
 /* Bytes of im2col columns the conv kernels aim to hold at once: enough
    samples per chunk that the gemm is large, few enough to stay modest. */
-#ifndef SAMPLE_PARALLEL
-#define SAMPLE_PARALLEL 1
-#endif
-#ifndef CONV_CHUNK_BYTES
 #define CONV_CHUNK_BYTES ((size_t)32 << 20)
-#endif
 
 /* ---- geometry ---- */
 
@@ -300,6 +295,10 @@ static double sum_parts(const double *part) {
 
 /* Switches float convs between oneDNN and im2col (see layers.h). */
 int ebl_conv2d_set_onednn(int enable) { return ebl_onednn_enable(enable); }
+
+int ebl_conv2d_uses_onednn(const ebl_conv_geom *g) {
+  return ebl_onednn_takes(g);
+}
 
 /* ---- the kernels, once per precision ---- */
 

@@ -46,6 +46,9 @@ void ebl_conv2d_bias_vjp_f32(const ebl_conv_geom *g, const float *dy,
    ebl_conv2d_set_onednn(0) forces im2col; returns the previous setting
    (always 0 without oneDNN). */
 int ebl_conv2d_set_onednn(int enable);
+/* 1 when the float kernels run g through oneDNN (at the current thread
+   count), 0 when they use im2col. */
+int ebl_conv2d_uses_onednn(const ebl_conv_geom *g);
 
 void ebl_conv2d_forward_f64(const ebl_conv_geom *g, const double *x,
                             const double *w, const double *b, double *y,

@@ -490,6 +490,30 @@ static void test_conv_thread_change(void) {
   conv_data_free(&d);
 }
 
+/* oneDNN takes common geometries (plain 3x3, and strided, dilated,
+   grouped), and im2col is used when it is switched off. */
+static void test_onednn_takes(void) {
+  ebl_conv_geom plain = {.n = 4, .c_in = 16, .h_in = 12, .w_in = 12,
+                         .c_out = 16, .kh = 3, .kw = 3, .stride_h = 1,
+                         .stride_w = 1, .pad_h = 1, .pad_w = 1,
+                         .dil_h = 1, .dil_w = 1, .groups = 1};
+  ebl_conv_geom odd = geom_of(&conv_cases[3]);
+  char msg[200];
+  ebl_conv_geom_finish(&plain, msg, sizeof msg);
+  ebl_conv_geom_finish(&odd, msg, sizeof msg);
+  if (!ebl_conv2d_set_onednn(1)) {
+    SKIP("built without oneDNN", "conv2d f32 runs through oneDNN");
+    return;
+  }
+  CHECK(ebl_conv2d_uses_onednn(&plain) && ebl_conv2d_uses_onednn(&odd),
+        "conv2d f32 runs through oneDNN (3x3 pad 1; strided, dilated, "
+        "grouped)");
+  int was = ebl_conv2d_set_onednn(0);
+  CHECK(was == 1 && !ebl_conv2d_uses_onednn(&plain), "conv2d f32 uses "
+        "im2col once oneDNN is switched off");
+  ebl_conv2d_set_onednn(1);
+}
+
 /* ---- conv_transpose2d ---- */
 
 static const tconv tconv_cases[] = {
@@ -1014,6 +1038,10 @@ static void test_losses_by_hand(void) {
 }
 
 int main(void) {
+  /* Two threads: the im2col kernels then take whole samples per thread
+     for batches of 2 or more and one threaded gemm for a single sample,
+     so the cases below cover both ways on any machine. */
+  omp_set_num_threads(2);
   test_conv_geometry();
   test_tconv_geometry();
   test_pool_geometry();
@@ -1021,6 +1049,7 @@ int main(void) {
   test_conv_cases();
   test_conv_chunks();
   test_conv_thread_change();
+  test_onednn_takes();
   test_tconv_cases();
   test_max_pool_ties();
   test_avg_pool_by_hand();
