@@ -5,7 +5,7 @@
    a call allocates nothing once its geometry is cached. */
 #include "cpu/conv_onednn.h"
 
-#if __has_include(<dnnl.h>)
+#if !defined(EBL_NO_ONEDNN) && __has_include(<dnnl.h>)
 
 #include <omp.h>
 #include <pthread.h>

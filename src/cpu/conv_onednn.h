@@ -1,7 +1,8 @@
 /* conv2d's float kernels through oneDNN, for layers.c: the calls return
    1 when oneDNN did the work and 0 when the caller must fall back to
-   im2col + sgemm (no oneDNN in the build, disabled, or a geometry it
-   does not take). Not part of the public layer API. */
+   im2col + sgemm (no oneDNN in the build: headers missing or
+   EBL_NO_ONEDNN defined; switched off; or a geometry it does not take).
+   Not part of the public layer API. */
 #ifndef EBL_CPU_CONV_ONEDNN_H
 #define EBL_CPU_CONV_ONEDNN_H
 
