@@ -8,5 +8,6 @@ return function(ebl)
   require('ebl.graph')(ebl)
   require('ebl.model')(ebl)
   ebl.optim = require('ebl.optim')(ebl)
+  require('ebl.data')(ebl)
   return ebl
 end

@@ -118,35 +118,45 @@ static augment sample_augment(const ebl_loader *l, int64_t epoch,
   return a;
 }
 
-/* Writes one channel plane of sample src as doubles through table t:
-   out(i, j) = t[src(i + dy, j' + dx)] with j' = j or its mirror, and
-   t[0] (a zero pixel) where that falls outside the image. */
-static void plane_f64(const ebl_loader *l, const uint8_t *src,
-                      const double *t, augment a, double *out) {
-  int h = l->height, w = l->width;
-  for (int i = 0; i < h; i++) {
-    int si = i + a.dy;
-    for (int j = 0; j < w; j++) {
-      int sj = (a.flip ? w - 1 - j : j) + a.dx;
-      int inside = si >= 0 && si < h && sj >= 0 && sj < w;
-      out[i * w + j] = t[inside ? src[si * w + sj] : 0];
-    }
-  }
+/* The output columns [*lo, *hi) of a row whose source column lies
+   inside the image; the others see the zero padding. */
+static void inside_columns(int w, augment a, int *lo, int *hi) {
+  int shift = a.flip ? a.dx : -a.dx;
+  *lo = shift > 0 ? shift : 0;
+  *hi = w + shift < w ? w + shift : w;
+  if (*hi < *lo)
+    *hi = *lo;
 }
 
-/* The same for float32 output: the double value rounded once. */
-static void plane_f32(const ebl_loader *l, const uint8_t *src,
-                      const double *t, augment a, float *out) {
-  int h = l->height, w = l->width;
-  for (int i = 0; i < h; i++) {
-    int si = i + a.dy;
-    for (int j = 0; j < w; j++) {
-      int sj = (a.flip ? w - 1 - j : j) + a.dx;
-      int inside = si >= 0 && si < h && sj >= 0 && sj < w;
-      out[i * w + j] = (float)t[inside ? src[si * w + sj] : 0];
-    }
+/* Writes one channel plane of sample src through the table t:
+   out(i, j) = t[src(i + dy, j' + dx)] with j' = j or its mirror
+   w - 1 - j, and t[0] (a zero pixel) where that falls outside. The
+   value is computed in double and rounded once to the output type. */
+#define DEFINE_PLANE(name, type)                                        \
+  static void name(const ebl_loader *l, const uint8_t *src,            \
+                   const double *t, augment a, type *out) {            \
+    int h = l->height, w = l->width, lo, hi;                           \
+    type zero = (type)t[0];                                            \
+    inside_columns(w, a, &lo, &hi);                                    \
+    for (int i = 0; i < h; i++) {                                      \
+      int si = i + a.dy;                                               \
+      type *o = out + (int64_t)i * w;                                  \
+      if (si < 0 || si >= h) {                                         \
+        for (int j = 0; j < w; j++) o[j] = zero;                       \
+        continue;                                                      \
+      }                                                                \
+      const uint8_t *row = src + (int64_t)si * w;                      \
+      for (int j = 0; j < lo; j++) o[j] = zero;                        \
+      if (a.flip)                                                      \
+        for (int j = lo; j < hi; j++) o[j] = (type)t[row[w - 1 - j + a.dx]]; \
+      else                                                             \
+        for (int j = lo; j < hi; j++) o[j] = (type)t[row[j + a.dx]];   \
+      for (int j = hi; j < w; j++) o[j] = zero;                        \
+    }                                                                  \
   }
-}
+
+DEFINE_PLANE(plane_f32, float)
+DEFINE_PLANE(plane_f64, double)
 
 /* Copies sample s, augmented, into row k of the batch x. */
 static void write_sample(const ebl_loader *l, int64_t s, augment a,
