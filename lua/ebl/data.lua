@@ -101,7 +101,7 @@ return function(ebl)
   local function search_dirs(dir, name, fn)
     if dir ~= nil and type(dir) ~= 'string' then
       error(("bad argument #1 to '%s' (folder name expected, got %s)")
-        :format(fn, type(dir)), 3)
+        :format(fn, type(dir)), 0)
     end
     if dir then return {dir} end
     local dirs = {}
@@ -111,9 +111,11 @@ return function(ebl)
     return dirs
   end
 
+  -- Errors of the dataset functions carry no position, like those of
+  -- the C readers: the message says all.
   local function not_found(fn, tried, how)
     error(('%s: dataset not found; looked for:\n  %s\n%s'):format(fn,
-      table.concat(tried, '\n  '), how), 3)
+      table.concat(tried, '\n  '), how), 0)
   end
 
   -- Lines of a text file (nil when it cannot be read).
@@ -223,7 +225,9 @@ return function(ebl)
     local all = {}
     for _, d in ipairs(dirs) do
       all[#all + 1] = d
-      all[#all + 1] = d .. '/' .. sub
+      if d:sub(-#sub - 1) ~= '/' .. sub then
+        all[#all + 1] = d .. '/' .. sub
+      end
     end
     return all
   end
@@ -346,10 +350,12 @@ return function(ebl)
     return type(v) == 'string' and ("'" .. v .. "'") or tostring(v)
   end
 
-  -- An integer option >= lo (and <= hi if given), or def when nil.
-  local function int_option(opts, name, def, lo, hi)
+  -- An integer option >= lo (and <= hi if given), or def when nil;
+  -- label names it in errors (default: name).
+  local function int_option(opts, name, def, lo, hi, label)
     local v = opts[name]
     if v == nil then return def end
+    name = label or name
     if math.type(v) ~= 'integer' and not (type(v) == 'number'
         and v == math.floor(v) and v == v) then
       fail('%s must be an integer, got %s', name, show(v))
@@ -434,8 +440,12 @@ return function(ebl)
     end
     check_names(v, {'crop', 'flip'}, 'augment field')
     local side = math.min(ds.images:size(3), ds.images:size(4))
-    local crop = int_option(v, 'crop', 0, 0, side)
-    return crop, bool_option(v, 'flip', false)
+    local crop = int_option(v, 'crop', 0, 0, side, 'augment.crop')
+    local flip = v.flip
+    if flip ~= nil and type(flip) ~= 'boolean' then
+      fail('augment.flip must be true or false, got %s', show(flip))
+    end
+    return crop, flip or false
   end
 
   -- The checked dataset argument.

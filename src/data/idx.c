@@ -45,23 +45,39 @@ typedef struct idx_file {
 
 /* ---- reading bytes ---- */
 
-/* Fails with the zlib or system error of f, if it has one. */
+/* zlib's message for f without the "<path>: " it starts with. */
+static const char *zlib_message(const idx_file *f, int *code) {
+  const char *msg = gzerror(f->gz, code);
+  size_t len = strlen(f->path);
+  if (strncmp(msg, f->path, len) == 0 && msg[len] == ':')
+    msg += len + (msg[len + 1] == ' ' ? 2 : 1);
+  return *code == Z_ERRNO ? strerror(errno) : msg;
+}
+
+/* Fails with the zlib or system error of f, if it has one. A stream
+   that ends early (Z_BUF_ERROR) is left to the callers, which report
+   it as a truncated file. */
 static ebl_status stream_error(const idx_file *f) {
   int code = Z_OK;
-  const char *msg = gzerror(f->gz, &code);
-  if (code == Z_OK)
+  const char *msg = zlib_message(f, &code);
+  if (code == Z_OK || code == Z_BUF_ERROR)
     return EBL_OK;
   if (code == Z_ERRNO)
-    msg = strerror(errno);
-  if (code == Z_BUF_ERROR)
-    return ebl_fail(EBL_EARG, "idx: %s: gzip stream cut short (%s)",
-                    f->path, msg);
+    return ebl_fail(EBL_EARG, "idx: %s: %s", f->path, msg);
   return ebl_fail(EBL_EARG, "idx: %s: corrupt gzip data (%s)", f->path,
                   msg);
 }
 
+/* Nonzero when f is a gzip stream that ended before its trailer. */
+static int stream_cut(const idx_file *f) {
+  int code = Z_OK;
+  gzerror(f->gz, &code);
+  return code == Z_BUF_ERROR;
+}
+
 /* Reads up to n bytes into buf, in chunks; *got is what came before the
-   end of the stream. Fails on a stream error or Ctrl-C. */
+   end of the stream (or the point where a gzip stream was cut). Fails
+   on other stream errors and on Ctrl-C. */
 static ebl_status read_bytes(idx_file *f, void *buf, size_t n,
                              size_t *got) {
   *got = 0;
@@ -71,8 +87,8 @@ static ebl_status read_bytes(idx_file *f, void *buf, size_t n,
     size_t want = n - *got < IDX_CHUNK ? n - *got : IDX_CHUNK;
     int r = gzread(f->gz, (char *)buf + *got, (unsigned)want);
     if (r < 0)
-      return stream_error(f);
-    if (r == 0)
+      EBL_TRY(stream_error(f));
+    if (r <= 0)
       break;
     *got += (size_t)r;
   }
@@ -87,11 +103,11 @@ static ebl_status check_complete(const idx_file *f, size_t got,
                                  uint64_t expected) {
   if (got == want)
     return EBL_OK;
-  EBL_TRY(stream_error(f));
   return ebl_fail(EBL_EARG,
-                  "idx: %s: truncated (expected %llu bytes, got %llu)",
+                  "idx: %s: truncated (expected %llu bytes, got %llu%s)",
                   f->path, (unsigned long long)expected,
-                  (unsigned long long)(before + got));
+                  (unsigned long long)(before + got),
+                  stream_cut(f) ? "; the gzip stream is cut short" : "");
 }
 
 /* Counts the bytes left after the elements; fails when there are any,
@@ -104,6 +120,9 @@ static ebl_status check_trailing(idx_file *f) {
     extra += (uint64_t)r;
   if (r < 0)
     EBL_TRY(stream_error(f));
+  if (r < 0 && extra == 0 && stream_cut(f))
+    return ebl_fail(EBL_EARG, "idx: %s: truncated (the gzip stream is cut "
+                    "short after the elements)", f->path);
   if (extra > 0)
     return ebl_fail(EBL_EARG, "idx: %s: %llu trailing bytes after the "
                     "%llu the dims promise", f->path,
@@ -149,7 +168,6 @@ static ebl_status parse_dims(idx_file *f) {
   size_t want = 4 * (size_t)f->ndim, got;
   EBL_TRY(read_bytes(f, raw, want, &got));
   if (got < want) {
-    EBL_TRY(stream_error(f));
     return ebl_fail(EBL_EARG, "idx: %s: truncated (the header needs %zu "
                     "bytes, got %zu)", f->path, 4 + want, 4 + got);
   }
@@ -183,7 +201,6 @@ static ebl_status open_idx(idx_file *f, const char *path,
   size_t got;
   EBL_TRY(read_bytes(f, magic, 4, &got));
   if (got < 4) {
-    EBL_TRY(stream_error(f));
     return ebl_fail(EBL_EARG, "idx: %s: %s", path, got == 0 ?
                     "empty file" : "truncated (no complete magic)");
   }
