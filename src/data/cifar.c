@@ -146,6 +146,7 @@ static ebl_status read_all(const cifar_format *fmt,
   return st;
 }
 
+/* Reads CIFAR files of one kind; nothing is kept on failure. */
 ebl_status ebl_cifar_read(ebl_dataset *ds, ebl_cifar_kind kind,
                           const char *const *paths, int npaths) {
   if (kind != EBL_CIFAR10 && kind != EBL_CIFAR100)

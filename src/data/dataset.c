@@ -6,6 +6,7 @@
 
 #include "data/data.h"
 
+/* Drops the dataset's tensors. */
 void ebl_dataset_release(ebl_dataset *ds) {
   ebl_tensor_release(&ds->images);
   ebl_tensor_release(&ds->labels);
@@ -42,6 +43,7 @@ static void histogram_moments(const uint64_t *h, double *mean,
   *std = total > 0 ? sqrt(squares / total) : 0;
 }
 
+/* Per-channel mean and std over the first count images. */
 ebl_status ebl_channel_stats(const ebl_tensor *images, int64_t count,
                              double *mean, double *std) {
   if (images->dtype != EBL_U8 || images->ndim != 4 ||

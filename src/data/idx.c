@@ -274,6 +274,7 @@ static ebl_status read_idx(ebl_tensor *res, const char *path,
   return EBL_OK;
 }
 
+/* Any valid IDX file, as a tensor of its shape. */
 ebl_status ebl_idx_read(ebl_tensor *res, const char *path) {
   return read_idx(res, path, 0);
 }
@@ -310,6 +311,7 @@ static ebl_status mnist_pair(ebl_dataset *ds, const ebl_tensor *images,
   return st;
 }
 
+/* An MNIST-style pair of image and label files, checked together. */
 ebl_status ebl_mnist_read(ebl_dataset *ds, const char *images_path,
                           const char *labels_path, int classes) {
   ebl_tensor images = {0}, labels = {0};

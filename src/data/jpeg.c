@@ -85,6 +85,7 @@ static ebl_status decode(FILE *fp, const char *path, int height,
   return EBL_OK;
 }
 
+/* Opens path and decodes it into pixels (height x width x 3). */
 ebl_status ebl_jpeg_read_rgb(const char *path, int height, int width,
                              uint8_t *pixels) {
   FILE *fp = fopen(path, "rb");

@@ -45,6 +45,7 @@ struct ebl_loader {
   char slot_error[512];
 };
 
+/* The documented defaults; std 1 for every channel. */
 ebl_loader_config ebl_loader_config_default(void) {
   ebl_loader_config c;
   memset(&c, 0, sizeof c);
@@ -382,6 +383,7 @@ static ebl_status alloc_parts(ebl_loader *l) {
   return EBL_OK;
 }
 
+/* Checks everything first, then builds the loader (no thread yet). */
 ebl_status ebl_loader_new(ebl_loader **res, const ebl_tensor *images,
                           const ebl_tensor *labels,
                           const ebl_loader_config *config) {
@@ -409,6 +411,7 @@ ebl_status ebl_loader_new(ebl_loader **res, const ebl_tensor *images,
   return EBL_OK;
 }
 
+/* Stops and joins the thread, then frees everything. */
 void ebl_loader_free(ebl_loader *l) {
   if (l == NULL)
     return;
@@ -431,6 +434,7 @@ void ebl_loader_free(ebl_loader *l) {
   free(l);
 }
 
+/* The mean and std applied per channel. */
 int ebl_loader_norm(const ebl_loader *l, double *mean, double *std) {
   for (int c = 0; c < l->channels; c++) {
     mean[c] = l->mean[c];
@@ -439,10 +443,14 @@ int ebl_loader_norm(const ebl_loader *l, double *mean, double *std) {
   return l->channels;
 }
 
+/* Samples per epoch. */
 int64_t ebl_loader_epoch_size(const ebl_loader *l) { return l->size; }
 
+/* Batches per epoch. */
 int64_t ebl_loader_batches(const ebl_loader *l) { return l->batches; }
 
+/* Drops what the thread was doing, draws the epoch's order and asks
+   for batch 0. */
 ebl_status ebl_loader_start(ebl_loader *l, int64_t epoch) {
   if (epoch < 0)
     return ebl_fail(EBL_EARG, "loader: epoch must be >= 0, got %lld",
@@ -460,6 +468,8 @@ ebl_status ebl_loader_start(ebl_loader *l, int64_t epoch) {
   return EBL_OK;
 }
 
+/* The next batch: from the thread (then batch b+1 is asked for), or
+   made here without one. */
 ebl_status ebl_loader_next(ebl_loader *l, ebl_tensor *x, ebl_tensor *y,
                            int *done) {
   if (l->epoch < 0)

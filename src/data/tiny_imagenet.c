@@ -84,6 +84,7 @@ static ebl_status read_wnid_lines(ebl_wnids *w, FILE *fp,
   return EBL_OK;
 }
 
+/* Reads the class ids of dir/wnids.txt. */
 ebl_status ebl_wnids_read(ebl_wnids *res, const char *dir) {
   char path[TINY_PATH];
   snprintf(path, sizeof path, "%s/wnids.txt", dir);
@@ -99,6 +100,7 @@ ebl_status ebl_wnids_read(ebl_wnids *res, const char *dir) {
   return st;
 }
 
+/* Frees the id list. */
 void ebl_wnids_release(ebl_wnids *w) {
   free(w->ids);
   memset(w, 0, sizeof *w);
@@ -147,6 +149,7 @@ static int is_jpeg_name(const char *name) {
          (strcasecmp(dot, ".jpeg") == 0 || strcasecmp(dot, ".jpg") == 0);
 }
 
+/* qsort order of file paths: strcmp. */
 static int compare_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -286,6 +289,7 @@ static ebl_status load_list(ebl_dataset *ds, const image_list *list,
   return decode_all(list, ebl_tensor_data(&ds->images));
 }
 
+/* Lists a split's files, then decodes them into a dataset. */
 ebl_status ebl_tiny_imagenet_read(ebl_dataset *ds, const char *dir,
                                   const char *split,
                                   const ebl_wnids *wnids) {

@@ -135,6 +135,7 @@ typedef struct loader_box {
   ebl_loader *loader;
 } loader_box;
 
+/* The open loader core at arg. */
 static ebl_loader *check_loader(lua_State *L, int arg) {
   loader_box *box = luaL_checkudata(L, arg, LOADER_MT);
   if (box->loader == NULL)

@@ -28,6 +28,7 @@ static const char *in_tmp(const char *name) {
   return p;
 }
 
+/* Writes bytes to path as they are. */
 static void write_raw(const char *path, const void *bytes, size_t n) {
   FILE *f = fopen(path, "wb");
   if (f == NULL || fwrite(bytes, 1, n, f) != n)
@@ -35,6 +36,7 @@ static void write_raw(const char *path, const void *bytes, size_t n) {
   if (f) fclose(f);
 }
 
+/* Writes bytes to path gzip-compressed. */
 static void write_gz(const char *path, const void *bytes, size_t n) {
   gzFile f = gzopen(path, "wb");
   if (f == NULL || gzwrite(f, bytes, (unsigned)n) != (int)n)
@@ -79,6 +81,7 @@ static size_t idx_labels(uint8_t *b, int n, const uint8_t *values) {
   return 8 + (size_t)n;
 }
 
+/* Nonzero when t holds the bytes 0..11. */
 static int is_0_to_11(const ebl_tensor *t) {
   const uint8_t *v = ebl_tensor_data(t);
   for (int i = 0; i < 12; i++)
@@ -86,6 +89,7 @@ static int is_0_to_11(const ebl_tensor *t) {
   return 1;
 }
 
+/* The same file raw and gzipped reads the same. */
 static void test_idx_valid(void) {
   uint8_t b[64];
   size_t n = idx_images(b, 0);
@@ -131,6 +135,7 @@ static void expect_idx_error(const char *name, const char *text,
         error_has(in_tmp(name)), "idx: %s", what);
 }
 
+/* Files shorter than their dims promise, and no file at all. */
 static void test_idx_truncated(void) {
   uint8_t b[64];
   size_t n = idx_images(b, 0);
@@ -148,6 +153,7 @@ static void test_idx_truncated(void) {
   expect_idx_error("missing.idx", "No such file", "a missing file");
 }
 
+/* Magic words that are not IDX ones, and absurd dims. */
 static void test_idx_bad_header(void) {
   uint8_t b[64];
   size_t n = idx_images(b, 0);
@@ -170,6 +176,7 @@ static void test_idx_bad_header(void) {
                    "dims of 2^32 - 1 are refused before allocating");
 }
 
+/* Bytes after the elements are counted and refused. */
 static void test_idx_trailing(void) {
   uint8_t b[64];
   size_t n = idx_images(b, 3);
@@ -200,6 +207,7 @@ static void test_idx_broken_gzip(void) {
   expect_idx_error("cut.gz", "truncated", "a cut gzip stream is truncated");
 }
 
+/* An image file and a label file read and checked together. */
 static void test_mnist_pairs(void) {
   uint8_t b[64], l[16];
   const uint8_t labels[3] = {1, 0, 2}, wrong[3] = {1, 10, 2};
@@ -255,6 +263,7 @@ static int cifar_pixels_ok(const ebl_dataset *ds, int k, int id) {
   return 1;
 }
 
+/* CIFAR-10 files concatenated; wrong sizes refused by name. */
 static void test_cifar10(void) {
   write_cifar(in_tmp("b1.bin"), 2, 1, 0, 0);
   write_cifar(in_tmp("b2.bin"), 3, 1, 12, 0);
@@ -285,6 +294,7 @@ static void test_cifar10(void) {
         "cifar10: a CIFAR-100 file (3074-byte records) is refused");
 }
 
+/* CIFAR-100 records: coarse then fine label. */
 static void test_cifar100(void) {
   write_cifar(in_tmp("train.bin"), 3, 2, 98, 0);
   const char *paths[1] = {in_tmp("train.bin")};
@@ -372,6 +382,7 @@ static int colour_error(const ebl_dataset *ds, int k, const uint8_t *rgb) {
   return worst;
 }
 
+/* The tree read back: labels, colours, grayscale as RGB, val. */
 static void test_tiny_imagenet(void) {
   make_tiny_tree();
   ebl_wnids w;
@@ -412,6 +423,7 @@ static void expect_tiny_error(const char *split, const char *text,
   ebl_wnids_release(&w);
 }
 
+/* Damaged files and lists are errors naming what is wrong. */
 static void test_tiny_broken(void) {
   char jpeg[512];
   snprintf(jpeg, sizeof jpeg, "%s",
@@ -461,6 +473,7 @@ typedef struct epoch_data {
   int64_t nx, ny, batches;
 } epoch_data;
 
+/* Runs epoch of l and copies all its batches into e. */
 static void run_epoch(ebl_loader *l, int64_t epoch, epoch_data *e) {
   memset(e, 0, sizeof *e);
   ebl_loader_start(l, epoch);
@@ -476,6 +489,7 @@ static void run_epoch(ebl_loader *l, int64_t epoch, epoch_data *e) {
   }
 }
 
+/* A loader with config c, or NULL (reported) on failure. */
 static ebl_loader *new_loader(const ebl_tensor *images,
                               const ebl_tensor *labels,
                               ebl_loader_config c) {
@@ -498,6 +512,7 @@ static int is_permutation(const epoch_data *e, int n, int plane) {
   return e->ny == n;
 }
 
+/* Permutations, determinism, prefetch on and off. */
 static void test_loader_order(void) {
   ebl_tensor images, labels;
   make_set(12, 2, 3, &images, &labels);
@@ -532,6 +547,7 @@ static void test_loader_order(void) {
   ebl_tensor_release(&labels);
 }
 
+/* Batch counts with and without drop_last and subset. */
 static void test_loader_sizes(void) {
   ebl_tensor images, labels;
   make_set(10, 2, 2, &images, &labels);
@@ -610,6 +626,7 @@ static int explained(const float *x, const uint8_t *src, int h, int w,
   return 0;
 }
 
+/* Crops and flips explained as shifts and mirrors of the source. */
 static void test_loader_augment(void) {
   ebl_tensor images, labels;
   make_set(16, 4, 5, &images, &labels);
@@ -636,6 +653,7 @@ static void test_loader_augment(void) {
   ebl_tensor_release(&labels);
 }
 
+/* Runs every test in a fresh temporary folder. */
 int main(void) {
   snprintf(tmp, sizeof tmp, "/tmp/ebl_test_data_XXXXXX");
   if (mkdtemp(tmp) == NULL) {

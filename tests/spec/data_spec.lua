@@ -126,6 +126,65 @@ describe('datasets', function()
       .. 'multiple of the 3073%-byte record', err)
     os.execute("rm -rf '" .. dir .. "'")
   end)
+
+  it('read a Tiny ImageNet tree', function()
+    -- a 64 x 64 JPEG of RGB (200, 40, 40), written with libjpeg
+    local hex =
+    'ffd8ffe000104a46494600010100000100010000ffdb00430003020203020203' ..
+    '03030304030304050805050404050a070706080c0a0c0c0b0a0b0b0d0e12100d' ..
+    '0e110e0b0b1016101113141515150c0f171816141812141514ffdb0043010304' ..
+    '0405040509050509140d0b0d1414141414141414141414141414141414141414' ..
+    '141414141414141414141414141414141414141414141414141414141414ffc0' ..
+    '0011080040004003012200021101031101ffc4001f0000010501010101010100' ..
+    '000000000000000102030405060708090a0bffc400b510000201030302040305' ..
+    '0504040000017d01020300041105122131410613516107227114328191a10823' ..
+    '42b1c11552d1f02433627282090a161718191a25262728292a3435363738393a' ..
+    '434445464748494a535455565758595a636465666768696a737475767778797a' ..
+    '838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7' ..
+    'b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1' ..
+    'f2f3f4f5f6f7f8f9faffc4001f01000301010101010101010100000000000001' ..
+    '02030405060708090a0bffc400b5110002010204040304070504040001027700' ..
+    '0102031104052131061241510761711322328108144291a1b1c109233352f015' ..
+    '6272d10a162434e125f11718191a262728292a35363738393a43444546474849' ..
+    '4a535455565758595a636465666768696a737475767778797a82838485868788' ..
+    '898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4' ..
+    'c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9' ..
+    'faffda000c03010002110311003f00f14a28a2bf373fb5428a28a0028a28a002' ..
+    '8a28a0028a28a0028a28a0028a28a0028a28a0028a28a0028a28a0028a28a002' ..
+    '8a28a0028a28a0028a28a0028a28a0028a28a00fffd9'
+    local jpeg = hex:gsub('..', function(b)
+      return string.char(tonumber(b, 16))
+    end)
+    local dir = tmpname()
+    os.remove(dir)
+    for _, sub in ipairs({'train/n01/images', 'train/n02/images',
+        'val/images'}) do
+      os.execute("mkdir -p '" .. dir .. '/' .. sub .. "'")
+    end
+    write(dir .. '/wnids.txt', 'n01\nn02\n')
+    write(dir .. '/words.txt', 'n01\tred thing, crimson thing\n')
+    for _, name in ipairs({'train/n01/images/n01_1.JPEG',
+        'train/n01/images/n01_0.JPEG', 'train/n02/images/n02_0.JPEG',
+        'val/images/val_0.JPEG'}) do
+      write(dir .. '/' .. name, jpeg)
+    end
+    write(dir .. '/val/val_annotations.txt', 'val_0.JPEG\tn02\t0\t0\t9\t9\n')
+    local d = data.tiny_imagenet(dir)
+    assert.are.equal(3, #d.train)
+    assert.are.same({3, 64, 64}, d.train.shape)
+    assert.are.same({0, 0, 1}, d.train.labels:totable())
+    assert.are.same({1}, d.test.labels:totable())
+    assert.are.same({'red thing', 'n02'}, d.train.classes)
+    assert.are.same({'n01', 'n02'}, d.test.wnids)
+    local red = d.train.images[1][1]:double():mean():item()
+    local green = d.train.images[1][2]:double():mean():item()
+    assert.is_true(math.abs(red - 200) < 3 and math.abs(green - 40) < 3)
+    write(dir .. '/train/n02/images/n02_0.JPEG', jpeg:sub(1, 300))
+    local ok, err = pcall(data.tiny_imagenet, dir)
+    assert.is_false(ok)
+    assert.matches('n02_0%.JPEG', err)
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
 end)
 
 describe('ebl.data.loader', function()
