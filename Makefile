@@ -17,16 +17,16 @@ CFLAGS += -std=gnu11 $(WARN) -fPIC -fopenmp -pthread -Isrc -I$(LUA_INC)
 LDFLAGS += -fopenmp -pthread
 # OpenBLAS: the OpenMP build shares one thread pool with ebl's own loops.
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -l:libopenblas.so.0
-LIBS := $(BLAS_LIBS) -ldnnl -lz -lm
+LIBS := $(BLAS_LIBS) -ldnnl -lz -ljpeg -lm
 # The host links Lua dynamically and exports its symbols, so that Debian's
 # Lua C modules (lfs, system, term) resolve against the same interpreter.
 HOST_LIBS := -llua5.4 -lreadline -Wl,-E
 
 DEPS := lua5.4 liblua5.4-dev libreadline-dev lua-busted libopenblas-dev \
-        libopenblas0-openmp zlib1g-dev dataset-fashion-mnist \
+        libopenblas0-openmp zlib1g-dev libjpeg-dev dataset-fashion-mnist \
         python3 python3-pexpect libdnnl-dev
 
-CORE_SRC := $(wildcard src/*.c src/cpu/*.c src/engine/*.c)
+CORE_SRC := $(wildcard src/*.c src/cpu/*.c src/engine/*.c src/data/*.c)
 BIND_SRC := $(wildcard src/lua/*.c)
 HOST_SRC := $(wildcard src/host/*.c)
 LUA_LIB := $(sort $(wildcard lua/ebl/*.lua))

@@ -9,5 +9,6 @@ return function(ebl)
   require('ebl.model')(ebl)
   ebl.optim = require('ebl.optim')(ebl)
   ebl.models = require('ebl.models')(ebl)
+  require('ebl.data')(ebl)
   return ebl
 end

@@ -49,6 +49,7 @@ int luaopen_ebl(lua_State *L) {
   ebl_open_util(L);
   ebl_open_tensor(L);
   ebl_open_model(L);
+  ebl_open_data(L);
 
   /* The Lua half of the module extends the table in place. */
   lua_getglobal(L, "require");

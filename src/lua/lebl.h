@@ -21,6 +21,8 @@ void ebl_open_util(lua_State *L);
 void ebl_open_tensor(lua_State *L);
 /* The energy engine's core object (src/lua/lmodel.c). */
 void ebl_open_model(lua_State *L);
+/* ebl.data: dataset readers and the batch loader (src/lua/ldata.c). */
+void ebl_open_data(lua_State *L);
 
 /* Registers text as the help of the value at index idx. */
 void ebl_help_set(lua_State *L, int idx, const char *text);
