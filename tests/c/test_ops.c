@@ -274,6 +274,30 @@ static void test_float32_accuracy(void) {
   ebl_tensor_release(&x32);
 }
 
+/* A strided element goes through the same arithmetic as a dense one. */
+static void test_strided_same_bits(void) {
+  ebl_tensor x, xt, a, b, bt;
+  ebl_tensor_randn(&x, EBL_F32, 2, SHAPE(37, 23), EBL_CPU);
+  ebl_binary_scalar(EBL_MUL, &x, &x, 4);
+  ebl_tensor_transpose(&xt, &x, 0, 1);
+  ebl_unary_op ops[] = {EBL_EXP, EBL_TANH, EBL_SIGMOID, EBL_TANH_GRAD};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    ebl_unary_new(ops[i], &a, &xt, 0, 0);       /* strided input */
+    ebl_unary_new(ops[i], &b, &x, 0, 0);        /* dense input */
+    ebl_tensor_transpose(&bt, &b, 0, 1);
+    int same = 1;
+    for (int64_t j = 0; j < 37 * 23 && same; j++)
+      same = at(&a, j) == at(&bt, j);
+    CHECK(same, "float32 %s: strided and dense give the same bits",
+          ebl_unary_name(ops[i]));
+    ebl_tensor_release(&a);
+    ebl_tensor_release(&b);
+    ebl_tensor_release(&bt);
+  }
+  ebl_tensor_release(&xt);
+  ebl_tensor_release(&x);
+}
+
 /* softmax and log_softmax: values, stability, dims, in place. */
 static void test_softmax(void) {
   ebl_tensor x = make(EBL_F32, 2, SHAPE(2, 3),
@@ -310,6 +334,7 @@ int main(void) {
   test_integers();
   test_activations();
   test_float32_accuracy();
+  test_strided_same_bits();
   test_softmax();
   return tap_done();
 }
