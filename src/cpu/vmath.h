@@ -19,26 +19,29 @@
    functions are static and inlined. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+/* Inlined always: the kernels hand these to macros, never call them. */
+#define EBL_V8_FN static inline __attribute__((always_inline))
+
 typedef float ebl_v8f __attribute__((vector_size(32)));
 typedef int32_t ebl_v8i __attribute__((vector_size(32)));
 
 /* Lanes of a where mask m is set (all ones), else lanes of b. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_select(ebl_v8i m, ebl_v8f a, ebl_v8f b) {
+EBL_V8_FN ebl_v8f ebl_v8_select(ebl_v8i m, ebl_v8f a, ebl_v8f b) {
   return (ebl_v8f)((m & (ebl_v8i)a) | (~m & (ebl_v8i)b));
 }
 
 /* A vector with every lane c. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_splat(float c) {
+EBL_V8_FN ebl_v8f ebl_v8_splat(float c) {
   ebl_v8f v = {c, c, c, c, c, c, c, c};
   return v;
 }
 
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_abs(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_abs(ebl_v8f x) {
   return (ebl_v8f)((ebl_v8i)x & 0x7fffffff);
 }
 
 /* Splits x into n ln2 + r; returns r and stores 2^n in *scale. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_reduce(ebl_v8f x, ebl_v8f *scale) {
+EBL_V8_FN ebl_v8f ebl_v8_reduce(ebl_v8f x, ebl_v8f *scale) {
   const float shifter = 12582912.0f;   /* 1.5 * 2^23: rounds to integer */
   x = ebl_v8_select(x < -87.0f, ebl_v8_splat(-87.0f), x);
   x = ebl_v8_select(x > 88.0f, ebl_v8_splat(88.0f), x);
@@ -51,7 +54,7 @@ static inline __attribute__((always_inline)) ebl_v8f ebl_v8_reduce(ebl_v8f x, eb
 }
 
 /* expm1(r) for |r| <= ln2/2. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_expm1_small(ebl_v8f r) {
+EBL_V8_FN ebl_v8f ebl_v8_expm1_small(ebl_v8f r) {
   ebl_v8f p = ebl_v8_splat(1.0f / 5040);
   p = p * r + 1.0f / 720;
   p = p * r + 1.0f / 120;
@@ -61,38 +64,38 @@ static inline __attribute__((always_inline)) ebl_v8f ebl_v8_expm1_small(ebl_v8f 
   return r + r * r * p;
 }
 
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_exp(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_exp(ebl_v8f x) {
   ebl_v8f scale;
   ebl_v8f p = ebl_v8_expm1_small(ebl_v8_reduce(x, &scale));
   return scale * p + scale;
 }
 
 /* expm1(x): near 0, n = 0 and the series is used as is. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_expm1(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_expm1(ebl_v8f x) {
   ebl_v8f scale;
   ebl_v8f p = ebl_v8_expm1_small(ebl_v8_reduce(x, &scale));
   return scale * p + (scale - 1.0f);
 }
 
 /* tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), sign of x restored. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_tanh(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_tanh(ebl_v8f x) {
   ebl_v8f e = ebl_v8_expm1(-2.0f * ebl_v8_abs(x));
   ebl_v8f t = -e / (2.0f + e);
   return (ebl_v8f)((ebl_v8i)t | ((ebl_v8i)x & (int32_t)0x80000000));
 }
 
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_sigmoid(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_sigmoid(ebl_v8f x) {
   return 1.0f / (1.0f + ebl_v8_exp(-x));
 }
 
 /* sech^2 x = 4e / (1 + e)^2, e = exp(-2|x|): no cancellation. */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_tanh_grad(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_tanh_grad(ebl_v8f x) {
   ebl_v8f e = ebl_v8_exp(-2.0f * ebl_v8_abs(x));
   return 4.0f * e / ((1.0f + e) * (1.0f + e));
 }
 
 /* s(x) (1 - s(x)) = e / (1 + e)^2, e = exp(-|x|). */
-static inline __attribute__((always_inline)) ebl_v8f ebl_v8_sigmoid_grad(ebl_v8f x) {
+EBL_V8_FN ebl_v8f ebl_v8_sigmoid_grad(ebl_v8f x) {
   ebl_v8f e = ebl_v8_exp(-ebl_v8_abs(x));
   return e / ((1.0f + e) * (1.0f + e));
 }
