@@ -43,7 +43,7 @@ typedef struct scalar_params { double p0, p1; } scalar_params;
 /* float32 kernels on 4-lane vectors (src/cpu/vmath.h); strided
    elements go one at a time through the same vector code. */
 #define VECTOR_LOOP(NAME, VFN)                                         \
-  __attribute__((target_clones("arch=haswell", "default")))            \
+  __attribute__((target_clones("arch=x86-64-v3", "default")))            \
   static void NAME(int64_t n, char *const *p, const int64_t *s,        \
                    const void *ctx) {                                  \
     float *o = (float *)p[0];                                          \
