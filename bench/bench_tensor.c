@@ -35,37 +35,26 @@ typedef struct mm_case {
   int trans_b;          /* b given as a transposed (n, k) view */
 } mm_case;
 
-/* Best time of reps calls of ebl_matmul. */
+/* Seconds of one call of ebl_matmul. */
 static double time_ebl(const ebl_tensor *c, const ebl_tensor *a,
-                       const ebl_tensor *b, int reps) {
-  double best = 1e30;
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    if (ebl_matmul(c, a, b) != EBL_OK) {
-      fprintf(stderr, "bench: %s\n", ebl_error());
-      exit(1);
-    }
-    double dt = now() - t0;
-    if (dt < best) best = dt;
+                       const ebl_tensor *b) {
+  double t0 = now();
+  if (ebl_matmul(c, a, b) != EBL_OK) {
+    fprintf(stderr, "bench: %s\n", ebl_error());
+    exit(1);
   }
-  return best;
+  return now() - t0;
 }
 
-/* Best time of reps raw sgemm calls on the same memory. */
+/* Seconds of one raw sgemm call on the same memory. */
 static double time_blas(const mm_case *mc, const float *a, const float *b,
-                        float *c, int reps) {
-  double best = 1e30;
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans,
-                mc->trans_b ? CblasTrans : CblasNoTrans, (int)mc->m,
-                (int)mc->n, (int)mc->k, 1.0f, a, (int)mc->k, b,
-                mc->trans_b ? (int)mc->k : (int)mc->n, 0.0f, c,
-                (int)mc->n);
-    double dt = now() - t0;
-    if (dt < best) best = dt;
-  }
-  return best;
+                        float *c) {
+  double t0 = now();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans,
+              mc->trans_b ? CblasTrans : CblasNoTrans, (int)mc->m,
+              (int)mc->n, (int)mc->k, 1.0f, a, (int)mc->k, b,
+              mc->trans_b ? (int)mc->k : (int)mc->n, 0.0f, c, (int)mc->n);
+  return now() - t0;
 }
 
 static void bench_matmul(int threads) {
@@ -86,11 +75,15 @@ static void bench_matmul(int threads) {
     else ebl_tensor_view(&b, &braw);
     ebl_tensor_empty(&c, EBL_F32, 2, (int64_t[]){mc->m, mc->n}, EBL_CPU);
     double flop = 2.0 * mc->m * mc->n * mc->k;
-    int reps = flop > 1e9 ? 4 : 200;
-    time_ebl(&c, &a, &b, 2);
-    double te = time_ebl(&c, &a, &b, reps);
-    double tb = time_blas(mc, ebl_tensor_data(&a), ebl_tensor_data(&braw),
-                          ebl_tensor_data(&c), reps);
+    int reps = flop > 1e9 ? 6 : 300;
+    double te = 1e30, tb = 1e30;
+    for (int r = 0; r < reps; r++) {     /* interleaved: same noise */
+      double t1 = time_ebl(&c, &a, &b);
+      double t2 = time_blas(mc, ebl_tensor_data(&a),
+                            ebl_tensor_data(&braw), ebl_tensor_data(&c));
+      if (t1 < te) te = t1;
+      if (t2 < tb) tb = t2;
+    }
     printf("  %-24s %d thr  ebl %7.2f GF/s  blas %7.2f GF/s  ratio %4.0f%%\n",
            mc->name, threads, flop / te * 1e-9, flop / tb * 1e-9,
            100 * tb / te);
