@@ -199,6 +199,48 @@ static void test_integers(void) {
   ebl_tensor_release(&b);
 }
 
+/* Every unary op and every comparison on hand-computed values. */
+static void test_table(void) {
+  ebl_tensor x = make(EBL_F64, 1, SHAPE(3), VALUES(-2, 0.25, 4)), r;
+  struct { ebl_unary_op op; double p0, p1, want[3]; } un[] = {
+    {EBL_NEG, 0, 0, {2, -0.25, -4}}, {EBL_ABS, 0, 0, {2, 0.25, 4}},
+    {EBL_SQUARE, 0, 0, {4, 0.0625, 16}}, {EBL_SIGN, 0, 0, {-1, 1, 1}},
+    {EBL_EXP, 0, 0, {exp(-2.0), exp(0.25), exp(4.0)}},
+    {EBL_LOG, 0, 0, {NAN, log(0.25), log(4.0)}},
+    {EBL_SQRT, 0, 0, {NAN, 0.5, 2}}, {EBL_RECIPROCAL, 0, 0, {-0.5, 4, 0.25}},
+    {EBL_CLAMP, 0, 1, {0, 0.25, 1}}, {EBL_RELU, 0, 0, {0, 0.25, 4}},
+    {EBL_LEAKY_RELU, 0.5, 0, {-1, 0.25, 4}},
+    {EBL_TANH, 0, 0, {tanh(-2.0), tanh(0.25), tanh(4.0)}},
+    {EBL_SIGMOID, 0, 0, {1 / (1 + exp(2.0)), 1 / (1 + exp(-0.25)),
+                         1 / (1 + exp(-4.0))}},
+    {EBL_RELU_GRAD, 0, 0, {0, 1, 1}}, {EBL_LEAKY_RELU_GRAD, 0.5, 0,
+                                       {0.5, 1, 1}},
+  };
+  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) {
+    ebl_unary_new(un[i].op, &r, &x, un[i].p0, un[i].p1);
+    int ok = 1;
+    for (int j = 0; j < 3; j++) {
+      double got = at(&r, j), want = un[i].want[j];
+      ok &= isnan(want) ? isnan(got) : fabs(got - want) < 1e-15;
+    }
+    CHECK(ok, "%s on -2, 0.25, 4", ebl_unary_name(un[i].op));
+    ebl_tensor_release(&r);
+  }
+  ebl_tensor y = make(EBL_F64, 1, SHAPE(3), VALUES(-2, 1, 3));
+  struct { ebl_binary_op op; double want[3]; } cmp[] = {
+    {EBL_EQ, {1, 0, 0}}, {EBL_NE, {0, 1, 1}}, {EBL_LT, {0, 1, 0}},
+    {EBL_LE, {1, 1, 0}}, {EBL_GT, {0, 0, 1}}, {EBL_GE, {1, 0, 1}},
+  };
+  for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++) {
+    ebl_binary_new(cmp[i].op, &r, &x, &y);
+    CHECK(r.dtype == EBL_U8 && equals(&r, 3, cmp[i].want),
+          "%s on (-2, 0.25, 4) and (-2, 1, 3)", ebl_binary_name(cmp[i].op));
+    ebl_tensor_release(&r);
+  }
+  ebl_tensor_release(&y);
+  ebl_tensor_release(&x);
+}
+
 /* f(x) of an activation at one point, through the tensor API. */
 static double apply(ebl_unary_op op, double x, double p0) {
   ebl_tensor t = make(EBL_F64, 0, NULL, &x), r;
@@ -332,6 +374,7 @@ int main(void) {
   test_strided();
   test_scalar_unary();
   test_integers();
+  test_table();
   test_activations();
   test_float32_accuracy();
   test_strided_same_bits();
