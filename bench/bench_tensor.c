@@ -183,16 +183,20 @@ static void bench_mixed(int threads) {
   ebl_tensor_release(&bias);
 }
 
+/* Arguments (both optional): a thread count to run alone, and one
+   section ("matmul", "elementwise" or "mixed"). */
 int main(int argc, char **argv) {
   int only = argc > 1 ? atoi(argv[1]) : 0;
+  const char *section = argc > 2 ? argv[2] : "";
   ebl_manual_seed(1);
   printf("bench_tensor (OpenBLAS: %s)\n", openblas_get_config());
   for (int threads = 1; threads <= 2; threads++) {
     if (only && threads != only) continue;
     ebl_set_num_threads(threads);
-    bench_matmul(threads);
-    bench_elementwise(threads);
-    bench_mixed(threads);
+    if (!*section || strcmp(section, "matmul") == 0) bench_matmul(threads);
+    if (!*section || strcmp(section, "elementwise") == 0)
+      bench_elementwise(threads);
+    if (!*section || strcmp(section, "mixed") == 0) bench_mixed(threads);
   }
   return 0;
 }
