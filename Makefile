@@ -17,7 +17,7 @@ CFLAGS += -std=gnu11 $(WARN) -fPIC -fopenmp -pthread -Isrc -I$(LUA_INC)
 LDFLAGS += -fopenmp -pthread
 # OpenBLAS: the OpenMP build shares one thread pool with ebl's own loops.
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -l:libopenblas.so.0
-LIBS := $(BLAS_LIBS) -lz -lm
+LIBS := $(BLAS_LIBS) -ldnnl -lz -lm
 # The host links Lua dynamically and exports its symbols, so that Debian's
 # Lua C modules (lfs, system, term) resolve against the same interpreter.
 HOST_LIBS := -llua5.4 -lreadline -Wl,-E

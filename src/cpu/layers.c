@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
+#include "cpu/conv_onednn.h"
 #include "cpu/layers.h"
 
 /* Bytes of im2col columns the conv kernels aim to hold at once: enough
@@ -249,10 +251,15 @@ static size_t conv_workspace(const ebl_conv_geom *g, size_t elem) {
   return elem * rows * cols;
 }
 
+/* Float convs may run through oneDNN, whose blocked copies of x and y
+   can need more room than im2col's columns. */
 size_t ebl_conv2d_workspace_f32(const ebl_conv_geom *g) {
-  return conv_workspace(g, sizeof(float));
+  size_t im2col = conv_workspace(g, sizeof(float));
+  size_t onednn = ebl_onednn_conv_workspace(g);
+  return onednn > im2col ? onednn : im2col;
 }
 
+/* Double convs always use im2col. */
 size_t ebl_conv2d_workspace_f64(const ebl_conv_geom *g) {
   return conv_workspace(g, sizeof(double));
 }
@@ -286,12 +293,21 @@ static double sum_parts(const double *part) {
   return sum;
 }
 
+/* Switches float convs between oneDNN and im2col (see layers.h). */
+int ebl_conv2d_set_onednn(int enable) { return ebl_onednn_enable(enable); }
+
+int ebl_conv2d_uses_onednn(const ebl_conv_geom *g) {
+  return ebl_onednn_takes(g);
+}
+
 /* ---- the kernels, once per precision ---- */
 
 #define REAL float
 #define SUFFIX f32
 #define GEMM cblas_sgemm
+#define CONV_ONEDNN
 #include "cpu/layers_real.h"
+#undef CONV_ONEDNN
 #undef REAL
 #undef SUFFIX
 #undef GEMM

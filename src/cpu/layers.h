@@ -22,7 +22,8 @@ typedef struct ebl_conv_geom {
    most msg_len bytes) when the geometry is impossible. */
 int ebl_conv_geom_finish(ebl_conv_geom *g, char *msg, size_t msg_len);
 
-/* Bytes of scratch memory the conv kernels need for this geometry. */
+/* Bytes of scratch memory the conv kernels need for this geometry (for
+   float, at the current OpenMP thread count: size it where it is used). */
 size_t ebl_conv2d_workspace_f32(const ebl_conv_geom *g);
 size_t ebl_conv2d_workspace_f64(const ebl_conv_geom *g);
 
@@ -39,6 +40,15 @@ void ebl_conv2d_weight_vjp_f32(const ebl_conv_geom *g, const float *x,
 /* db[c] = sum of dy over n, h, w, overwriting db. */
 void ebl_conv2d_bias_vjp_f32(const ebl_conv_geom *g, const float *dy,
                              float *db);
+
+/* The float conv kernels run through oneDNN when the build has it and
+   it takes the geometry, else through im2col + sgemm like double.
+   ebl_conv2d_set_onednn(0) forces im2col; returns the previous setting
+   (always 0 without oneDNN). */
+int ebl_conv2d_set_onednn(int enable);
+/* 1 when the float kernels run g through oneDNN (at the current thread
+   count), 0 when they use im2col. */
+int ebl_conv2d_uses_onednn(const ebl_conv_geom *g);
 
 void ebl_conv2d_forward_f64(const ebl_conv_geom *g, const double *x,
                             const double *w, const double *b, double *y,

@@ -2,6 +2,7 @@
    naive loops in double, VJPs against central finite differences in
    double, float kernels against double ones, geometry errors. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,24 +266,17 @@ static void conv_data_free(conv_data *d) {
   free(d->workf);
 }
 
-/* Forward in double against the naive loops, and in float against
-   double. */
+/* Forward in double against the naive loops. */
 static void check_conv_forward(conv_data *d, const char *name) {
   double *y = nan_array(d->ys);
   double *ref = nan_array(d->ys);
-  float *yf = nan_array_f32(d->ys);
   ebl_conv2d_forward_f64(&d->g, d->x, d->w, d->b, y, d->work);
   ref_conv(&d->g, d->x, d->w, d->b, ref);
   double err = rel_err(y, ref, d->ys);
   CHECK(err <= 1e-13, "conv2d forward f64 %s matches naive (err %.2g)",
         name, err);
-  ebl_conv2d_forward_f32(&d->g, d->xf, d->wf, d->bf, yf, d->workf);
-  err = rel_err_f32(yf, y, d->ys);
-  CHECK(err <= F32_TOL, "conv2d forward f32 %s matches f64 (err %.2g)",
-        name, err);
   free(y);
   free(ref);
-  free(yf);
 }
 
 /* Input, weight and bias VJPs in double against finite differences of
@@ -312,20 +306,37 @@ static void check_conv_vjps_fd(conv_data *d, const char *name) {
   free(db);
 }
 
-/* The float VJPs against the double ones. */
-static void check_conv_vjps_f32(conv_data *d, const char *name) {
+/* The float kernels (through `path`: oneDNN or im2col) against the
+   double ones: forward, input, weight and bias VJPs. */
+static void check_conv_f32(conv_data *d, const char *name,
+                           const char *path) {
+  double *y = nan_array(d->ys);
   double *dx = nan_array(d->xs);
   double *dw = nan_array(d->ws);
+  float *yf = nan_array_f32(d->ys);
   float *dxf = nan_array_f32(d->xs);
   float *dwf = nan_array_f32(d->ws);
+  ebl_conv2d_forward_f64(&d->g, d->x, d->w, d->b, y, d->work);
+  ebl_conv2d_forward_f32(&d->g, d->xf, d->wf, d->bf, yf, d->workf);
   ebl_conv2d_input_vjp_f64(&d->g, d->r, d->w, dx, d->work);
   ebl_conv2d_input_vjp_f32(&d->g, d->rf, d->wf, dxf, d->workf);
   ebl_conv2d_weight_vjp_f64(&d->g, d->x, d->r, dw, d->work);
   ebl_conv2d_weight_vjp_f32(&d->g, d->xf, d->rf, dwf, d->workf);
-  double ex = rel_err_f32(dxf, dx, d->xs), ew = rel_err_f32(dwf, dw, d->ws);
-  CHECK(ex <= F32_TOL && ew <= F32_TOL, "conv2d VJPs f32 %s match f64 "
-        "(input err %.2g, weight err %.2g)", name, ex, ew);
+  double ey = rel_err_f32(yf, y, d->ys), ex = rel_err_f32(dxf, dx, d->xs);
+  double ew = rel_err_f32(dwf, dw, d->ws);
+  CHECK(ey <= F32_TOL && ex <= F32_TOL && ew <= F32_TOL, "conv2d f32 "
+        "(%s) %s matches f64 (forward err %.2g, input VJP %.2g, weight "
+        "VJP %.2g)", path, name, ey, ex, ew);
+  free(y);
+  free(dx);
+  free(dw);
+  free(yf);
+  free(dxf);
+  free(dwf);
+}
 
+/* The float bias VJP against the double one. */
+static void check_conv_bias_f32(conv_data *d, const char *name) {
   double db[64];
   float dbf[64];
   ebl_conv2d_bias_vjp_f64(&d->g, d->r, db);
@@ -333,10 +344,6 @@ static void check_conv_vjps_f32(conv_data *d, const char *name) {
   double eb = rel_err_f32(dbf, db, d->g.c_out);
   CHECK(eb <= F32_TOL, "conv2d bias VJP f32 %s matches f64 (err %.2g)",
         name, eb);
-  free(dx);
-  free(dw);
-  free(dxf);
-  free(dwf);
 }
 
 static const conv_case conv_cases[] = {
@@ -368,7 +375,11 @@ static void test_conv_cases(void) {
     conv_data_init(&d, &g);
     check_conv_forward(&d, name);
     check_conv_vjps_fd(&d, name);
-    check_conv_vjps_f32(&d, name);
+    check_conv_f32(&d, name, "oneDNN if it takes it");
+    ebl_conv2d_set_onednn(0);
+    check_conv_f32(&d, name, "im2col");
+    ebl_conv2d_set_onednn(1);
+    check_conv_bias_f32(&d, name);
     conv_data_free(&d);
   }
 }
@@ -462,6 +473,47 @@ static void test_conv_chunks(void) {
   conv_data_free(&d);
 }
 
+/* A float workspace sized at one thread count still serves the kernels
+   at another (oneDNN's needs depend on it; the kernels then fall back to
+   im2col when they must). */
+static void test_conv_thread_change(void) {
+  ebl_conv_geom g = geom_of(&conv_cases[1]);
+  char msg[200];
+  ebl_conv_geom_finish(&g, msg, sizeof msg);
+  int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  conv_data d;
+  conv_data_init(&d, &g);
+  omp_set_num_threads(threads > 1 ? threads : 2);
+  check_conv_f32(&d, "[workspace sized at 1 thread]", "oneDNN if it fits");
+  omp_set_num_threads(threads);
+  conv_data_free(&d);
+}
+
+/* oneDNN takes common geometries (plain 3x3, and strided, dilated,
+   grouped), and im2col is used when it is switched off. */
+static void test_onednn_takes(void) {
+  ebl_conv_geom plain = {.n = 4, .c_in = 16, .h_in = 12, .w_in = 12,
+                         .c_out = 16, .kh = 3, .kw = 3, .stride_h = 1,
+                         .stride_w = 1, .pad_h = 1, .pad_w = 1,
+                         .dil_h = 1, .dil_w = 1, .groups = 1};
+  ebl_conv_geom odd = geom_of(&conv_cases[3]);
+  char msg[200];
+  ebl_conv_geom_finish(&plain, msg, sizeof msg);
+  ebl_conv_geom_finish(&odd, msg, sizeof msg);
+  if (!ebl_conv2d_set_onednn(1)) {
+    SKIP("built without oneDNN", "conv2d f32 runs through oneDNN");
+    return;
+  }
+  CHECK(ebl_conv2d_uses_onednn(&plain) && ebl_conv2d_uses_onednn(&odd),
+        "conv2d f32 runs through oneDNN (3x3 pad 1; strided, dilated, "
+        "grouped)");
+  int was = ebl_conv2d_set_onednn(0);
+  CHECK(was == 1 && !ebl_conv2d_uses_onednn(&plain), "conv2d f32 uses "
+        "im2col once oneDNN is switched off");
+  ebl_conv2d_set_onednn(1);
+}
+
 /* ---- conv_transpose2d ---- */
 
 static const tconv tconv_cases[] = {
@@ -495,10 +547,15 @@ static void check_tconv_forward(const tconv *t, conv_data *d,
 
   float *btf = to_f32(bt, t->c_out), *yf = nan_array_f32(d->xs);
   ebl_conv_transpose2d_forward_f64(g, d->r, d->w, bt, y, d->work);
-  ebl_conv_transpose2d_forward_f32(g, d->rf, d->wf, btf, yf, d->workf);
-  err = rel_err_f32(yf, y, d->xs);
-  CHECK(err <= F32_TOL, "conv_transpose2d forward f32 %s matches f64 "
-        "(err %.2g)", name, err);
+  for (int onednn = 1; onednn >= 0; onednn--) {
+    ebl_conv2d_set_onednn(onednn);
+    ebl_conv_transpose2d_forward_f32(g, d->rf, d->wf, btf, yf, d->workf);
+    err = rel_err_f32(yf, y, d->xs);
+    CHECK(err <= F32_TOL, "conv_transpose2d forward f32 (%s) %s matches "
+          "f64 (err %.2g)", onednn ? "oneDNN if it takes it" : "im2col",
+          name, err);
+  }
+  ebl_conv2d_set_onednn(1);
   free(y);
   free(ref);
   free(bt);
@@ -981,12 +1038,18 @@ static void test_losses_by_hand(void) {
 }
 
 int main(void) {
+  /* Two threads: the im2col kernels then take whole samples per thread
+     for batches of 2 or more and one threaded gemm for a single sample,
+     so the cases below cover both ways on any machine. */
+  omp_set_num_threads(2);
   test_conv_geometry();
   test_tconv_geometry();
   test_pool_geometry();
   test_conv_by_hand();
   test_conv_cases();
   test_conv_chunks();
+  test_conv_thread_change();
+  test_onednn_takes();
   test_tconv_cases();
   test_max_pool_ties();
   test_avg_pool_by_hand();
