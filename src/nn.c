@@ -209,6 +209,25 @@ typedef enum conv_kind {
   CONV_FORWARD, CONV_INPUT_VJP, CONV_WEIGHT_VJP
 } conv_kind;
 
+/* Calls the backend's kernel for (transposed, kind) on raw memory. */
+static void conv_kernel(const ebl_backend *be, int transposed,
+                        conv_kind kind, const ebl_conv_geom *g,
+                        ebl_dtype dt, const void *p, const void *q,
+                        const void *bias, void *o, void *work) {
+  if (kind == CONV_FORWARD && !transposed)
+    be->conv2d_forward(g, dt, p, q, bias, o, work);
+  else if (kind == CONV_FORWARD)
+    be->conv_transpose2d_forward(g, dt, p, q, bias, o, work);
+  else if (kind == CONV_INPUT_VJP && !transposed)
+    be->conv2d_input_vjp(g, dt, p, q, o, work);
+  else if (kind == CONV_INPUT_VJP)
+    be->conv_transpose2d_input_vjp(g, dt, p, q, o, work);
+  else if (!transposed)
+    be->conv2d_weight_vjp(g, dt, p, q, o, work);
+  else
+    be->conv_transpose2d_weight_vjp(g, dt, p, q, o, work);
+}
+
 /* Runs one conv kernel on dense inputs a, b (and bias c) into out. */
 static ebl_status conv_run(const char *fn, int transposed, conv_kind kind,
                            const ebl_conv_geom *g, const ebl_tensor *out,
@@ -227,21 +246,8 @@ static ebl_status conv_run(const char *fn, int transposed, conv_kind kind,
   }
   st = scratch(fn, be, be->conv2d_workspace(g, out->dtype), &work);
   if (st == EBL_OK) {
-    const void *p = data_of(&d, 0), *q = data_of(&d, 1);
-    void *o = ebl_tensor_data(&y);
-    ebl_dtype dt = out->dtype;
-    if (kind == CONV_FORWARD && !transposed)
-      be->conv2d_forward(g, dt, p, q, data_of(&d, 2), o, work);
-    else if (kind == CONV_FORWARD)
-      be->conv_transpose2d_forward(g, dt, p, q, data_of(&d, 2), o, work);
-    else if (kind == CONV_INPUT_VJP && !transposed)
-      be->conv2d_input_vjp(g, dt, p, q, o, work);
-    else if (kind == CONV_INPUT_VJP)
-      be->conv_transpose2d_input_vjp(g, dt, p, q, o, work);
-    else if (!transposed)
-      be->conv2d_weight_vjp(g, dt, p, q, o, work);
-    else
-      be->conv_transpose2d_weight_vjp(g, dt, p, q, o, work);
+    conv_kernel(be, transposed, kind, g, out->dtype, data_of(&d, 0),
+                data_of(&d, 1), data_of(&d, 2), ebl_tensor_data(&y), work);
     be->free(work);
   }
   free_dense(&d);

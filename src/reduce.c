@@ -79,10 +79,36 @@ static ebl_status float_input(const ebl_tensor *x, int d, ebl_tensor *res) {
   return st;
 }
 
+/* Where the backend writes: out itself (viewed in keepdim shape) when it
+   is dense, of the backend's dtype and apart from the input; else a
+   temporary. */
+static ebl_status reduce_target(const ebl_tensor *out, const ebl_tensor *x,
+                                const ebl_tensor *in, int d, ebl_dtype dt,
+                                ebl_tensor *target) {
+  int64_t kept[EBL_MAX_DIMS];
+  kept_shape(x, d, kept);
+  if (out->dtype == dt && ebl_tensor_is_contiguous(out) &&
+      !ebl_views_overlap(out, in))
+    return ebl_tensor_reshape(target, out, x->ndim, kept);
+  return ebl_tensor_empty(target, dt, x->ndim, kept, out->storage->device);
+}
+
+/* Copies a temporary target into out (of shape nd, shape). */
+static ebl_status reduce_finish(const ebl_tensor *out,
+                                const ebl_tensor *target, int nd,
+                                const int64_t *shape) {
+  ebl_tensor shaped;
+  if (target->storage == out->storage) return EBL_OK;
+  EBL_TRY(ebl_tensor_reshape(&shaped, target, nd, shape));
+  ebl_status st = ebl_copy(out, &shaped);
+  ebl_tensor_release(&shaped);
+  return st;
+}
+
 ebl_status ebl_reduce(ebl_reduce_op op, const ebl_tensor *out,
                       const ebl_tensor *x, int dim, int keepdim, double p) {
   int d, nd;
-  int64_t shape[EBL_MAX_DIMS], kept[EBL_MAX_DIMS];
+  int64_t shape[EBL_MAX_DIMS];
   char a[96], b[96];
   ebl_tensor in, target;
   const ebl_backend *be;
@@ -97,22 +123,13 @@ ebl_status ebl_reduce(ebl_reduce_op op, const ebl_tensor *out,
                     ebl_format_shape(nd, shape, b, sizeof b));
   EBL_TRY(ebl_backend_of(fn, out, &be));
   EBL_TRY(float_input(x, d, &in));
-  kept_shape(x, d, kept);
-  ebl_dtype tdt = is_arg(op) ? EBL_I32 : in.dtype;
-  ebl_status st;
-  if (out->dtype == tdt && ebl_tensor_is_contiguous(out) &&
-      !ebl_views_overlap(out, &in))
-    st = ebl_tensor_reshape(&target, out, x->ndim, kept);
-  else
-    st = ebl_tensor_empty(&target, tdt, x->ndim, kept, out->storage->device);
-  if (st == EBL_OK) st = be->reduce(op, &target, &in, d, p);
-  if (st == EBL_OK && target.storage != out->storage) {
-    ebl_tensor shaped;
-    st = ebl_tensor_reshape(&shaped, &target, nd, shape);
-    if (st == EBL_OK) st = ebl_copy(out, &shaped);
-    ebl_tensor_release(&shaped);
+  ebl_dtype dt = is_arg(op) ? EBL_I32 : in.dtype;
+  ebl_status st = reduce_target(out, x, &in, d, dt, &target);
+  if (st == EBL_OK) {
+    st = be->reduce(op, &target, &in, d, p);
+    if (st == EBL_OK) st = reduce_finish(out, &target, nd, shape);
+    ebl_tensor_release(&target);
   }
-  ebl_tensor_release(&target);
   ebl_tensor_release(&in);
   return st;
 }

@@ -40,6 +40,25 @@ typedef struct scalar_params { double p0, p1; } scalar_params;
     }                                                                  \
   }
 
+/* float32 kernels on 4-lane vectors (src/cpu/vmath.h); strided
+   elements go one at a time through the same vector code. */
+#define VECTOR_LOOP(NAME, VFN)                                         \
+  __attribute__((target_clones("arch=x86-64-v3", "default")))            \
+  static void NAME(int64_t n, char *const *p, const int64_t *s,        \
+                   const void *ctx) {                                  \
+    float *o = (float *)p[0];                                          \
+    const float *in = (const float *)p[1];                             \
+    (void)ctx;                                                         \
+    if (s[0] == sizeof(float) && s[1] == sizeof(float)) {              \
+      EBL_V8_MAP(VFN, n, o, in);                                       \
+    } else {                                                           \
+      int64_t so = s[0] / (int64_t)sizeof(float);                      \
+      int64_t si = s[1] / (int64_t)sizeof(float);                      \
+      for (int64_t i = 0; i < n; i++)                                  \
+        o[i * so] = EBL_V8_ONE(VFN, in[i * si]);                       \
+    }                                                                  \
+  }
+
 /* sech^2 x = 4e / (1 + e)^2 with e = exp(-2|x|): no cancellation. */
 #define TANH_GRAD(E) (4 * (E) / ((1 + (E)) * (1 + (E))))
 /* s(x) (1 - s(x)) = e / (1 + e)^2 with e = exp(-|x|). */
@@ -49,25 +68,25 @@ UNARY_LOOP(neg_f32, float, -x)
 UNARY_LOOP(abs_f32, float, fabsf(x))
 UNARY_LOOP(square_f32, float, x * x)
 UNARY_LOOP(sign_f32, float, (float)((x > 0) - (x < 0)))
-UNARY_LOOP(exp_f32, float, ebl_expf(x))
+VECTOR_LOOP(exp_f32, ebl_v8_exp)
 UNARY_LOOP(log_f32, float, logf(x))
 UNARY_LOOP(sqrt_f32, float, sqrtf(x))
 UNARY_LOOP(recip_f32, float, 1.0f / x)
 UNARY_LOOP(clamp_f32, float, x < p0 ? p0 : (x > p1 ? p1 : x))
-UNARY_LOOP(tanh_f32, float, ebl_tanhf(x))
-UNARY_LOOP(sigmoid_f32, float, ebl_sigmoidf(x))
+VECTOR_LOOP(tanh_f32, ebl_v8_tanh)
+VECTOR_LOOP(sigmoid_f32, ebl_v8_sigmoid)
 UNARY_LOOP(relu_f32, float, x < 0 ? 0.0f : x)
 UNARY_LOOP(leaky_f32, float, x > 0 ? x : p0 * x)
 UNARY_LOOP(gelu_f32, float, 0.5f * x * erfcf(-x * (float)M_SQRT1_2))
 UNARY_LOOP(softplus_f32, float, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))))
-UNARY_LOOP(tanh_grad_f32, float, TANH_GRAD(ebl_expf(-2.0f * fabsf(x))))
-UNARY_LOOP(sigmoid_grad_f32, float, SIGMOID_GRAD(ebl_expf(-fabsf(x))))
+VECTOR_LOOP(tanh_grad_f32, ebl_v8_tanh_grad)
+VECTOR_LOOP(sigmoid_grad_f32, ebl_v8_sigmoid_grad)
 UNARY_LOOP(relu_grad_f32, float, x > 0 ? 1.0f : 0.0f)
 UNARY_LOOP(leaky_grad_f32, float, x > 0 ? 1.0f : p0)
 UNARY_LOOP(gelu_grad_f32, float,
            0.5f * erfcf(-x * (float)M_SQRT1_2) +
            x * expf(-0.5f * x * x) * (float)(0.5 * M_2_SQRTPI * M_SQRT1_2))
-UNARY_LOOP(softplus_grad_f32, float, ebl_sigmoidf(x))
+VECTOR_LOOP(softplus_grad_f32, ebl_v8_sigmoid)
 
 UNARY_LOOP(neg_f64, double, -x)
 UNARY_LOOP(abs_f64, double, fabs(x))

@@ -199,6 +199,48 @@ static void test_integers(void) {
   ebl_tensor_release(&b);
 }
 
+/* Every unary op and every comparison on hand-computed values. */
+static void test_table(void) {
+  ebl_tensor x = make(EBL_F64, 1, SHAPE(3), VALUES(-2, 0.25, 4)), r;
+  struct { ebl_unary_op op; double p0, p1, want[3]; } un[] = {
+    {EBL_NEG, 0, 0, {2, -0.25, -4}}, {EBL_ABS, 0, 0, {2, 0.25, 4}},
+    {EBL_SQUARE, 0, 0, {4, 0.0625, 16}}, {EBL_SIGN, 0, 0, {-1, 1, 1}},
+    {EBL_EXP, 0, 0, {exp(-2.0), exp(0.25), exp(4.0)}},
+    {EBL_LOG, 0, 0, {NAN, log(0.25), log(4.0)}},
+    {EBL_SQRT, 0, 0, {NAN, 0.5, 2}}, {EBL_RECIPROCAL, 0, 0, {-0.5, 4, 0.25}},
+    {EBL_CLAMP, 0, 1, {0, 0.25, 1}}, {EBL_RELU, 0, 0, {0, 0.25, 4}},
+    {EBL_LEAKY_RELU, 0.5, 0, {-1, 0.25, 4}},
+    {EBL_TANH, 0, 0, {tanh(-2.0), tanh(0.25), tanh(4.0)}},
+    {EBL_SIGMOID, 0, 0, {1 / (1 + exp(2.0)), 1 / (1 + exp(-0.25)),
+                         1 / (1 + exp(-4.0))}},
+    {EBL_RELU_GRAD, 0, 0, {0, 1, 1}}, {EBL_LEAKY_RELU_GRAD, 0.5, 0,
+                                       {0.5, 1, 1}},
+  };
+  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) {
+    ebl_unary_new(un[i].op, &r, &x, un[i].p0, un[i].p1);
+    int ok = 1;
+    for (int j = 0; j < 3; j++) {
+      double got = at(&r, j), want = un[i].want[j];
+      ok &= isnan(want) ? isnan(got) : fabs(got - want) < 1e-15;
+    }
+    CHECK(ok, "%s on -2, 0.25, 4", ebl_unary_name(un[i].op));
+    ebl_tensor_release(&r);
+  }
+  ebl_tensor y = make(EBL_F64, 1, SHAPE(3), VALUES(-2, 1, 3));
+  struct { ebl_binary_op op; double want[3]; } cmp[] = {
+    {EBL_EQ, {1, 0, 0}}, {EBL_NE, {0, 1, 1}}, {EBL_LT, {0, 1, 0}},
+    {EBL_LE, {1, 1, 0}}, {EBL_GT, {0, 0, 1}}, {EBL_GE, {1, 0, 1}},
+  };
+  for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++) {
+    ebl_binary_new(cmp[i].op, &r, &x, &y);
+    CHECK(r.dtype == EBL_U8 && equals(&r, 3, cmp[i].want),
+          "%s on (-2, 0.25, 4) and (-2, 1, 3)", ebl_binary_name(cmp[i].op));
+    ebl_tensor_release(&r);
+  }
+  ebl_tensor_release(&y);
+  ebl_tensor_release(&x);
+}
+
 /* f(x) of an activation at one point, through the tensor API. */
 static double apply(ebl_unary_op op, double x, double p0) {
   ebl_tensor t = make(EBL_F64, 0, NULL, &x), r;
@@ -274,6 +316,30 @@ static void test_float32_accuracy(void) {
   ebl_tensor_release(&x32);
 }
 
+/* A strided element goes through the same arithmetic as a dense one. */
+static void test_strided_same_bits(void) {
+  ebl_tensor x, xt, a, b, bt;
+  ebl_tensor_randn(&x, EBL_F32, 2, SHAPE(37, 23), EBL_CPU);
+  ebl_binary_scalar(EBL_MUL, &x, &x, 4);
+  ebl_tensor_transpose(&xt, &x, 0, 1);
+  ebl_unary_op ops[] = {EBL_EXP, EBL_TANH, EBL_SIGMOID, EBL_TANH_GRAD};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    ebl_unary_new(ops[i], &a, &xt, 0, 0);       /* strided input */
+    ebl_unary_new(ops[i], &b, &x, 0, 0);        /* dense input */
+    ebl_tensor_transpose(&bt, &b, 0, 1);
+    int same = 1;
+    for (int64_t j = 0; j < 37 * 23 && same; j++)
+      same = at(&a, j) == at(&bt, j);
+    CHECK(same, "float32 %s: strided and dense give the same bits",
+          ebl_unary_name(ops[i]));
+    ebl_tensor_release(&a);
+    ebl_tensor_release(&b);
+    ebl_tensor_release(&bt);
+  }
+  ebl_tensor_release(&xt);
+  ebl_tensor_release(&x);
+}
+
 /* softmax and log_softmax: values, stability, dims, in place. */
 static void test_softmax(void) {
   ebl_tensor x = make(EBL_F32, 2, SHAPE(2, 3),
@@ -308,8 +374,10 @@ int main(void) {
   test_strided();
   test_scalar_unary();
   test_integers();
+  test_table();
   test_activations();
   test_float32_accuracy();
+  test_strided_same_bits();
   test_softmax();
   return tap_done();
 }

@@ -169,6 +169,33 @@ static void test_randperm(void) {
   ebl_tensor_release(&p);
 }
 
+/* A small forward pass from a seed, reduced to one number. */
+static double pipeline(uint64_t seed) {
+  ebl_tensor x, w, h, p;
+  double v;
+  ebl_manual_seed(seed);
+  ebl_tensor_randn(&x, EBL_F32, 2, SHAPE(64, 300), EBL_CPU);
+  ebl_tensor_randn(&w, EBL_F32, 2, SHAPE(300, 200), EBL_CPU);
+  ebl_matmul_new(&h, &x, &w);
+  ebl_unary(EBL_TANH, &h, &h, 0, 0);
+  ebl_softmax_new(&p, &h, 1);
+  ebl_fill_bernoulli(&h, 0.5);
+  ebl_binary(EBL_MUL, &p, &p, &h);
+  ebl_reduce_all(EBL_SUM, &p, 0, &v);
+  ebl_tensor_release(&x);
+  ebl_tensor_release(&w);
+  ebl_tensor_release(&h);
+  ebl_tensor_release(&p);
+  return v;
+}
+
+/* Same seed and thread count: the same bits. */
+static void test_determinism(void) {
+  double a = pipeline(42), b = pipeline(42), c = pipeline(43);
+  CHECK(memcmp(&a, &b, sizeof a) == 0, "same seed, same result bits");
+  CHECK(a != c, "another seed, another result");
+}
+
 static void test_errors(void) {
   ebl_tensor i = make(EBL_I32, 1, SHAPE(3), NULL);
   CHECK(ebl_fill_randn(&i, 0, 1) == EBL_EARG &&
@@ -188,6 +215,7 @@ int main(void) {
   test_threads();
   test_statistics();
   test_randperm();
+  test_determinism();
   test_errors();
   return tap_done();
 }
