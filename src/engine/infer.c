@@ -104,7 +104,8 @@ static ebl_status record_grads(ebl_model *m) {
     if (node == m->input)
       continue;
     double norm;
-    TRY(ebl_reduce_all(EBL_NORM, &m->grad[s], 2.0, &norm));
+    TRY(ebl_reduce(EBL_NORM, &m->scalar, &m->grad[s], EBL_DIM_ALL, 0, 2.0));
+    TRY(ebl_tensor_item(&m->scalar, &norm));
     m->node_grad[m->rows * m->nnodes + node] +=
       norm / sqrt((double)m->batch);
   }
