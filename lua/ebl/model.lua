@@ -212,8 +212,10 @@ return function(ebl)
     .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "
     .. "eq. 10 as written.")
   ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
-    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=}) "
-    .. '-> energy, steps, trace. States start from a forward sweep.')
+    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=, "
+    .. 'param_lr=}) -> energy, steps, trace. States start from a forward '
+    .. 'sweep. param_lr > 0 runs incremental PC: an SGD step on the '
+    .. 'parameters at every iteration.')
   ebl.doc(Model.step, 'm:step() -> energy after one more iteration.')
   ebl.doc(Model.energy, 'm:energy() -> F (batch mean) at the current states.')
   ebl.doc(Model.state, 'm:state(name [, t]) -> the live state tensor.')

@@ -234,3 +234,24 @@ describe('bp', function()
       end
     end)
 end)
+
+describe('incremental PC', function()
+  it('updates the parameters at every step by -param_lr * dF/dtheta',
+    function()
+      local m = mlp('pc')
+      local xb, yb = batch(4, {3}), labels(4, 2)
+      -- One step by hand: gradients at the relaxed states of step 1.
+      local w0 = m:params()[3]:clone()
+      m:infer(xb, yb, {steps = 1, state_lr = 0.1, param_lr = 0.5})
+      local w1 = m:params()[3]:clone()
+      assert.is_true((w1 - w0):norm():item() > 1e-3)
+      -- The same run without the option leaves the parameters alone.
+      local n = mlp('pc')
+      n:infer(xb, yb, {steps = 1, state_lr = 0.1})
+      assert.are.equal(0, (n:params()[3] - w0):norm():item())
+      -- And the step taken is exactly -param_lr * dF/dtheta at the
+      -- states after the state update.
+      local g = n:grads()[3]
+      assert.is_true(((w0 - g * 0.5) - w1):norm():item() < 1e-12)
+    end)
+end)
