@@ -10,7 +10,7 @@ return function(ebl)
                     bp = true}
   local KNOWN = {energy = true, loss = true, beta = true, time_steps = true,
     clamp = true, feedback_weight = true, feedback_from_output = true,
-    cb_weight = true, literal = true}
+    cb_weight = true, literal = true, feedback_learns = true}
 
   -- The configuration with its defaults. BiPC's defaults are the reading
   -- that trains (docs/ENERGIES.md); literal = true gives eq. 10 as
@@ -38,6 +38,7 @@ return function(ebl)
       feedback_weight = pick(opts.feedback_weight, 0.1, 1),
       feedback_from_output = pick(opts.feedback_from_output, false, true),
       cb_weight = pick(opts.cb_weight, 0, 1),
+      feedback_learns = pick(opts.feedback_learns, true, true),
     }
   end
 

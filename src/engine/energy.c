@@ -263,9 +263,10 @@ static ebl_status pc_backward(ebl_model *m, double state_scale,
     for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
       int s = slot_of(m, ed->src, t);
       double share = 1.0 / m->k_b[s];
+      double learn = m->cfg.fb_learns ? param_scale * share : 0.0;
       TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
                     &m->sig_b[s], ed->dst, t + ed->delay,
-                    state_scale * share, -param_scale * share));
+                    state_scale * share, -learn));
     }
   }
   return EBL_OK;

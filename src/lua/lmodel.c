@@ -150,7 +150,9 @@ static void read_config(lua_State *L, int idx, ebl_model_config *c) {
   c->clamp_output = lua_toboolean(L, -1);
   lua_getfield(L, idx, "feedback_from_output");
   c->fb_from_output = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, idx, "feedback_learns");
+  c->fb_learns = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 3);
 }
 
 static void read_node(lua_State *L, int idx, ebl_node *n) {
