@@ -27,6 +27,18 @@ static void preload_embedded(lua_State *L) {
   lua_pop(L, 1);
 }
 
+void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close) {
+  luaL_newmetatable(L, name);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}
+
 int ebl_raise(lua_State *L) {
   return luaL_error(L, "%s", ebl_error());
 }

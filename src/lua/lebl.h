@@ -36,6 +36,11 @@ typedef struct ebl_func_doc {
 } ebl_func_doc;
 void ebl_set_funcs(lua_State *L, const ebl_func_doc *funcs);
 
+/* Registers the metatable `name` for a userdata class: methods as its
+   __index, close as both __gc and __close. Leaves the stack as it was. */
+void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close);
+
 /* Raises the last core error (ebl_error()) as a Lua error. */
 int ebl_raise(lua_State *L);
 

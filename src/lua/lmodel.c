@@ -465,13 +465,6 @@ static const ebl_func_doc model_funcs[] = {
 };
 
 void ebl_open_model(lua_State *L) {
-  luaL_newmetatable(L, MODEL_MT);
-  luaL_newlib(L, core_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  ebl_new_class(L, MODEL_MT, core_methods, l_close);
   ebl_set_funcs(L, model_funcs);
 }
