@@ -30,7 +30,8 @@ static void preload_embedded(lua_State *L) {
 void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                    lua_CFunction close) {
   luaL_newmetatable(L, name);
-  luaL_newlib(L, methods);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__gc");
