@@ -189,6 +189,32 @@ return function(ebl)
     return right / labels:numel()
   end
 
+  -- Fig. 2a's diagnostic: per layer (weight and bias together),
+  -- ||w|| / (lr ||dw||) at the current gradients. Returns the ratios and
+  -- the layer names, in parameter order.
+  function Model:weight_ratios(lr)
+    if type(lr) ~= 'number' or not (lr > 0) then
+      error("bad argument #1 to 'weight_ratios' (lr > 0 expected, got "
+        .. tostring(lr) .. ")", 2)
+    end
+    local grads = self:grads()
+    local w2, g2, order = {}, {}, {}
+    for i, p in ipairs(self.param_list) do
+      local key = self.groups[i]
+      if w2[key] == nil then
+        w2[key], g2[key] = 0, 0
+        order[#order + 1] = key
+      end
+      w2[key] = w2[key] + p:norm():item() ^ 2
+      g2[key] = g2[key] + grads[i]:norm():item() ^ 2
+    end
+    local ratios = {}
+    for i, key in ipairs(order) do
+      ratios[i] = math.sqrt(w2[key]) / (lr * math.sqrt(g2[key]))
+    end
+    return ratios, order
+  end
+
   -- Per-node energy and |dF/dv| of each step of the last inference run
   -- with record = true: {energy = {{...}, ...}, grad = {...}}.
   function Model:trace() return self.core:trace() end
@@ -212,8 +238,10 @@ return function(ebl)
     .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "
     .. "eq. 10 as written.")
   ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
-    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=}) "
-    .. '-> energy, steps, trace. States start from a forward sweep.')
+    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=, "
+    .. 'param_lr=}) -> energy, steps, trace. States start from a forward '
+    .. 'sweep. param_lr > 0 runs incremental PC: an SGD step on the '
+    .. 'parameters at every iteration.')
   ebl.doc(Model.step, 'm:step() -> energy after one more iteration.')
   ebl.doc(Model.energy, 'm:energy() -> F (batch mean) at the current states.')
   ebl.doc(Model.state, 'm:state(name [, t]) -> the live state tensor.')
@@ -224,5 +252,9 @@ return function(ebl)
   ebl.doc(Model.learn, 'm:learn(opt) applies one optimiser step.')
   ebl.doc(Model.predict, 'm:predict(x) -> output of a forward sweep.')
   ebl.doc(Model.evaluate, 'm:evaluate(x, labels) -> accuracy in [0, 1].')
+  ebl.doc(Model.weight_ratios, 'm:weight_ratios(lr) -> per layer '
+    .. '||w|| / (lr ||dw||) (Fig. 2a), and the layer names.')
+  ebl.doc(Model.trace, 'm:trace() -> {energy=, grad=}: per step of the '
+    .. 'last infer with record=true, per node: energy and |dF/dv|.')
   return Model
 end

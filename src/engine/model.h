@@ -73,6 +73,8 @@ typedef struct ebl_infer_opts {
   double momentum;        /* MOMENTUM */
   double beta1, beta2, eps;  /* ADAM */
   int record;             /* keep per-node energy and |dF/dv| per step */
+  double param_lr;        /* > 0: incremental PC, SGD on the parameters
+                             at every step with this rate */
   int check_every;        /* NaN / Inf check period (iterations) */
 } ebl_infer_opts;
 

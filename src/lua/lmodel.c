@@ -254,7 +254,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
                             ebl_infer_opts *o) {
   static const char *const known[] = {"steps", "state_lr", "tol", "beta",
     "state_optim", "momentum", "beta1", "beta2", "eps", "record",
-    "check_every", NULL};
+    "check_every", "param_lr", NULL};
   static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
   ebl_checkopts(L, arg, known);
   o->beta = ebl_optnum(L, arg, "beta", ebl_model_config_of(m)->beta);
@@ -267,6 +267,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->eps = ebl_optnum(L, arg, "eps", 1e-8);
   o->record = ebl_optbool(L, arg, "record", 0);
   o->check_every = (int)ebl_optint(L, arg, "check_every", 1);
+  o->param_lr = ebl_optnum(L, arg, "param_lr", 0.0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
       lua_getfield(L, arg, "state_optim") != LUA_TNIL)
