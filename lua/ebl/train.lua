@@ -138,13 +138,11 @@ return function(ebl)
     return s == s and s ~= math.huge and s ~= -math.huge
   end
 
-  local function where(ctx, epoch, k)
-    local s = ('epoch %d, batch %d'):format(epoch, k)
-    if ctx.saved_epoch then
-      s = s .. (' (the checkpoint of epoch %d in %s is intact)'):format(
-        ctx.saved_epoch, ctx.save)
-    end
-    return s
+  -- What a numeric stop leaves behind, for its message.
+  local function intact(ctx)
+    if not ctx.saved_epoch then return '' end
+    return ('; the checkpoint of epoch %d in %s is intact'):format(
+      ctx.saved_epoch, ctx.save)
   end
 
   -- The first node whose states hold a NaN or an Inf, or nil.
@@ -159,8 +157,8 @@ return function(ebl)
 
   local function numeric_stop(ctx, epoch, k, what)
     local node = bad_node(ctx.m)
-    fail('%s became NaN or Inf%s at %s', what,
-      node and (" (node '%s')"):format(node) or '', where(ctx, epoch, k))
+    fail('epoch %d, batch %d: %s became NaN or Inf%s%s', epoch, k, what,
+      node and (" in node '%s'"):format(node) or '', intact(ctx))
   end
 
   -- One inference; an error of the engine about NaN or Inf is reported
@@ -171,7 +169,8 @@ return function(ebl)
     if not ok then
       local msg = tostring(energy)
       if msg:find('NaN or Inf') then
-        fail('%s at %s', msg, where(ctx, epoch, k))
+        fail('epoch %d, batch %d: %s%s', epoch, k,
+          msg:gsub('^[^:]*:%d+: ', ''), intact(ctx))
       end
       error(energy, 0)
     end
@@ -319,9 +318,8 @@ return function(ebl)
     local params, names = ctx.m:params(), ctx.m:param_names()
     for i, p in ipairs(params) do
       if not finite(p) then
-        fail("parameter '%s' became NaN or Inf in epoch %d%s", names[i],
-          epoch, ctx.saved_epoch and ('; the checkpoint of epoch %d in %s '
-          .. 'is intact'):format(ctx.saved_epoch, ctx.save) or '')
+        fail("epoch %d: parameter '%s' became NaN or Inf%s", epoch,
+          names[i], intact(ctx))
       end
     end
   end
