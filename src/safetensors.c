@@ -164,9 +164,10 @@ static ebl_status layout(write_job *w) {
   qsort(by, (size_t)w->n, sizeof(int), by_name);
   for (int i = 1; i < w->n; i++)
     if (strcmp(w->names[by[i]], w->names[by[i - 1]]) == 0) {
+      const char *name = w->names[by[i]];
       free(by);
       return ebl_fail(EBL_EARG, "save: %s: two tensors named '%s'",
-                      w->path, w->names[by[i]]);
+                      w->path, name);
     }
   int k = 0;
   for (int size = 8; size >= 1; size /= 2)
@@ -573,7 +574,7 @@ static ebl_status skip_value(parser *p, int depth) {
   return skip_number(p);
 }
 
-/* An array of integers >= 0 into vals (at most max of them). */
+/* An array of integers >= 0: the first max into vals, all counted. */
 static ebl_status parse_uint_array(parser *p, uint64_t *vals, int max,
                                    int *count, const char *what) {
   EBL_TRY(expect(p, '['));
@@ -585,9 +586,9 @@ static ebl_status parse_uint_array(parser *p, uint64_t *vals, int max,
   for (;;) {
     uint64_t v = 0;
     EBL_TRY(parse_uint(p, &v, what));
-    if (*count == max)
-      return bad_header(p, "%s has more than %d entries", what, max);
-    vals[(*count)++] = v;
+    if (*count < max)
+      vals[*count] = v;
+    (*count)++;
     char c = peek(p);
     p->pos++;
     if (c == ']')
@@ -611,14 +612,14 @@ static ebl_status entry_dtype(parser *p, st_entry *e) {
 
 /* The "shape" of an entry. */
 static ebl_status entry_shape(parser *p, st_entry *e) {
-  uint64_t dims[EBL_MAX_DIMS + 1];
+  uint64_t dims[EBL_MAX_DIMS];
   int n;
   char what[200];
   snprintf(what, sizeof what, "the shape of tensor '%s'", e->name);
-  EBL_TRY(parse_uint_array(p, dims, EBL_MAX_DIMS + 1, &n, what));
+  EBL_TRY(parse_uint_array(p, dims, EBL_MAX_DIMS, &n, what));
   if (n > EBL_MAX_DIMS)
-    return bad_header(p, "tensor '%s' has more than %d dims", e->name,
-                      EBL_MAX_DIMS);
+    return bad_header(p, "tensor '%s' has %d dims; ebl tensors have at "
+                      "most %d", e->name, n, EBL_MAX_DIMS);
   for (int d = 0; d < n; d++) {
     if (dims[d] > ((uint64_t)1 << 62))
       return bad_header(p, "tensor '%s': size %llu is too large", e->name,
@@ -631,11 +632,11 @@ static ebl_status entry_shape(parser *p, st_entry *e) {
 
 /* The "data_offsets" of an entry: exactly [begin, end]. */
 static ebl_status entry_offsets(parser *p, st_entry *e) {
-  uint64_t v[3];
+  uint64_t v[2];
   int n;
   char what[200];
   snprintf(what, sizeof what, "the data_offsets of tensor '%s'", e->name);
-  EBL_TRY(parse_uint_array(p, v, 3, &n, what));
+  EBL_TRY(parse_uint_array(p, v, 2, &n, what));
   if (n != 2)
     return bad_header(p, "tensor '%s': data_offsets must be [begin, end], "
                       "got %d numbers", e->name, n);

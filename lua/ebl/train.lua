@@ -227,7 +227,9 @@ return function(ebl)
   local function epoch_line(r)
     local line = ('epoch %d: train loss %.3f acc %.3f'):format(r.epoch,
       r.train_loss, r.train_acc)
-    if r.test_acc then line = line .. (', test acc %.3f'):format(r.test_acc) end
+    if r.test_acc then
+      line = line .. (', test acc %.3f'):format(r.test_acc)
+    end
     return line .. (', %.0f samples/s (%.1f s)'):format(
       r.samples_per_second, r.seconds)
   end
