@@ -35,6 +35,9 @@ local FLAGS = {
   {'steps', 'int', 'inference steps per batch'},
   {'state-lr', 'number', 'step size of the state updates'},
   {'tol', 'number', 'relative energy change that ends inference early'},
+  {'state-optim', 'choice', 'optimiser of the states: sgd | momentum | '
+    .. 'adam', {'sgd', 'momentum', 'adam'}},
+  {'feedback-weight', 'number', 'bipc: weight of the feedback error'},
   {'beta', 'number', 'weight of the output cost (EP: the nudge)'},
   {'optim', 'choice', 'sgd | adam | adamw | lars | lalr',
     {'sgd', 'adam', 'adamw', 'lars', 'lalr'}},
@@ -174,7 +177,7 @@ end
 local function build_model(cfg, shape, classes)
   ebl.manual_seed(cfg.seed)
   local g, sizes = build_graph(cfg, shape, classes)
-  local opts = {energy = cfg.energy}
+  local opts = {energy = cfg.energy, feedback_weight = cfg.feedback_weight}
   if cfg.model:find('^skiprec') then opts.time_steps = 5 end
   if cfg.energy == 'ep' then opts.loss = 'mse' end
   return ebl.model(g, opts), sizes
@@ -212,14 +215,19 @@ local function describe(cfg, d, sizes)
   else
     net = net .. (' width %g'):format(cfg.width)
   end
+  local energy = cfg.energy
+  if cfg.energy:find('^bipc') then
+    energy = energy .. (' (feedback weight %g)'):format(
+      cfg.feedback_weight or 0.1)
+  end
   local lines = {
     ('data: %s (%d train%s, %d test), samples %s'):format(cfg.data,
       #d.train, cfg.subset and (', using ' .. cfg.subset) or '', #d.test,
       table.concat(d.train.shape, 'x')),
-    ('model: %s, energy %s'):format(net, cfg.energy),
-    ('inference: %d steps, state lr %g, tol %g%s'):format(cfg.steps,
-      cfg.state_lr, cfg.tol, cfg.beta and (', beta %g'):format(cfg.beta)
-      or ''),
+    ('model: %s, energy %s'):format(net, energy),
+    ('inference: %d steps, state lr %g (%s), tol %g%s'):format(cfg.steps,
+      cfg.state_lr, cfg.state_optim or 'sgd', cfg.tol,
+      cfg.beta and (', beta %g'):format(cfg.beta) or ''),
     ('learning: %s lr %g, schedule %s, batch %d, %d epochs'):format(
       cfg.optim, cfg.lr, cfg.schedule, cfg.batch, cfg.epochs),
     ('run: seed %d, %d threads, %s%s%s%s'):format(cfg.seed, cfg.threads,
@@ -256,6 +264,7 @@ local function main(args)
   local s = ebl.train(m, d.train, {test = d.test, epochs = cfg.epochs,
     batch = cfg.batch, optim = cfg.optim, lr = cfg.lr, steps = cfg.steps,
     state_lr = cfg.state_lr, tol = cfg.tol, beta = cfg.beta,
+    state_optim = cfg.state_optim,
     schedule = schedule(cfg), seed = cfg.seed, subset = cfg.subset,
     test_subset = cfg.test_subset, log = cfg.log, save = cfg.save,
     resume = cfg.resume, config = cfg})
