@@ -1,7 +1,8 @@
--- The experiment runner scripts/train.lua as a user runs it: on small
--- MNIST-format files made here, its configuration lines, one line per
--- epoch, the JSON last line, bad flags, and a resume in a fresh process
--- that matches an uninterrupted run bit for bit.
+-- The scripts as a user runs them, on small MNIST-format files made
+-- here. scripts/train.lua: its configuration lines, one line per epoch,
+-- the JSON last line, bad flags, and a resume in a fresh process that
+-- matches an uninterrupted run bit for bit. scripts/table3.lua: every
+-- cell of the grid for a few batches over 2 seeds, and the table.
 local ebl = require 'ebl'
 
 local function tmpdir()
@@ -20,25 +21,25 @@ local function write_idx(path, magic, dims, bytes)
   f:close()
 end
 
--- n images of 8 x 8 in 3 classes (class c lights rows 2c+1, 2c+2) in the
--- four files of an MNIST folder.
-local function mnist_folder(dir, n_train, n_test)
+-- n images of side x side in 3 classes (class c lights rows 2c+1 and
+-- 2c+2) in the four files of an MNIST folder.
+local function mnist_folder(dir, n_train, n_test, side)
   local function split(n, seed, prefix)
     local pixels, labels = {}, {}
     local state = seed
     for i = 1, n do
       local c = (i * 5 + seed) % 3
       labels[i] = string.char(c)
-      for p = 0, 63 do
+      for p = 0, side * side - 1 do
         state = (state * 1103515245 + 12345) % 2147483648
         local noise = state % 70
-        local row = p // 8
+        local row = p // side
         local lit = row == 2 * c + 1 or row == 2 * c + 2
         pixels[#pixels + 1] = string.char(noise + (lit and 170 or 0))
       end
     end
     write_idx(dir .. '/' .. prefix .. '-images-idx3-ubyte', 0x803,
-      {n, 8, 8}, table.concat(pixels))
+      {n, side, side}, table.concat(pixels))
     write_idx(dir .. '/' .. prefix .. '-labels-idx1-ubyte', 0x801, {n},
       table.concat(labels))
   end
@@ -48,8 +49,9 @@ end
 
 -- Runs ./ebl scripts/train.lua with args; returns the exit status and
 -- the lines of stdout and stderr together.
-local function run(args)
-  local p = assert(io.popen('./ebl scripts/train.lua ' .. args .. ' 2>&1'))
+local function run(args, script)
+  local p = assert(io.popen(('./ebl scripts/%s.lua %s 2>&1'):format(
+    script or 'train', args)))
   local lines = {}
   for line in p:lines() do lines[#lines + 1] = line end
   local ok, _, code = p:close()
@@ -57,7 +59,7 @@ local function run(args)
 end
 
 local dir = tmpdir()
-mnist_folder(dir, 160, 40)
+mnist_folder(dir, 160, 40, 8)
 local BASE = ('--data mnist --data-dir %s --hidden 12 --steps 5 --batch 32 '
   .. '--energy pc --lr 0.01 --threads 1'):format(dir)
 
@@ -134,4 +136,58 @@ describe('scripts/train.lua', function()
   end)
 
   teardown(function() os.execute('rm -rf ' .. dir) end)
+end)
+
+describe('scripts/table3.lua', function()
+  local dir16 = tmpdir()
+  mnist_folder(dir16, 64, 16, 16)
+
+  it('runs every cell over 2 seeds and writes the table', function()
+    local out = dir16 .. '/t.md'
+    local code, lines = run(('--data mnist --data-dir %s --networks '
+      .. 'hierarchical,skiprec-simple --energies pc,bipc,ep,bp --optims '
+      .. 'adam,lalr --seeds 1,2 --width 0.03 --batch 8 --max-batches 2 '
+      .. '--steps 3 --test-subset 16 --threads 1 --out %s'):format(dir16,
+      out), 'table3')
+    assert.are.equal(0, code, table.concat(lines, '\n'))
+    local runs = 0
+    for _, line in ipairs(lines) do
+      if line:find(', seed [12]: [%d.]+%% %(') then runs = runs + 1 end
+    end
+    assert.are.equal(2 * 3 * 2 * 2, runs)   -- EP's cells do not run
+    local rows = {}
+    for line in io.lines(out) do
+      local net, method, cell = line:match('^| ([%w-]+) | ([^|]+) | '
+        .. '([^|]+) |$')
+      if net and net ~= 'network' then
+        rows[#rows + 1] = {net, method, cell}
+      end
+    end
+    assert.are.equal(16, #rows)
+    assert.are.same({'hierarchical', 'PC (Adam)'}, {rows[1][1], rows[1][2]})
+    assert.are.same({'skiprec-simple', 'backprop (LALR)'},
+      {rows[16][1], rows[16][2]})
+    for _, r in ipairs(rows) do
+      if r[2]:find('^EP') then
+        assert.are.equal('n/a', r[3])
+      else
+        local mean, std = r[3]:match('^([%d.]+) ± ([%d.]+)$')
+        assert.truthy(mean, r[3])
+        assert.is_true(tonumber(mean) >= 0 and tonumber(mean) <= 100)
+        assert.is_true(tonumber(std) >= 0)
+      end
+    end
+  end)
+
+  it('says when the data is not on the machine', function()
+    local code, lines = run('--data cifar10,mnist --data-dir ' .. dir16
+      .. '/none --threads 1', 'table3')
+    assert.are.equal(1, code)
+    local text = table.concat(lines, '\n')
+    assert.truthy(text:find('cifar10 is not on this machine', 1, true), text)
+    assert.truthy(text:find('no dataset of the grid is on this machine',
+      1, true), text)
+  end)
+
+  teardown(function() os.execute('rm -rf ' .. dir16) end)
 end)
