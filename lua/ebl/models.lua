@@ -119,7 +119,8 @@ return function(ebl)
   -- The simple skip-connection recurrent network: nodes 1..6 with one
   -- state each; node i feeds i+1 (forward), i+2 (skip, from node 2 on)
   -- and itself at the next time step (recurrent, nodes 2..6); node 7
-  -- reads node 6 out through a fully connected layer.
+  -- reads node 6 out through a fully connected layer. recurrent=false
+  -- and skip=false leave those edges out (the variants of Fig. 4).
   local SIMPLE = {64, 128, 256, 512, 200, 32}
 
   function models.skiprec_simple(opts)
@@ -137,11 +138,11 @@ return function(ebl)
     end
     for i = 1, #SIMPLE do
       g:edge(nodes[i - 1], nodes[i], conv3(ch[i - 1], ch[i], opts))
-      if i >= 2 then
+      if i >= 2 and opts.recurrent ~= false then
         g:edge(nodes[i], nodes[i], conv3(ch[i], ch[i], opts),
           {kind = 'recurrent'})
       end
-      if i >= 2 and i + 2 <= #SIMPLE then
+      if i >= 2 and i + 2 <= #SIMPLE and opts.skip ~= false then
         g:edge(nodes[i], nodes[i + 2], conv3(ch[i], ch[i + 2], opts),
           {kind = 'skip'})
       end
@@ -219,7 +220,8 @@ return function(ebl)
     hierarchical = 'hierarchical{width=1, size=32, channels=3, '
       .. 'classes=10} -> the hierarchical feedforward network of Table 1',
     skiprec_simple = 'skiprec_simple{width=1, size=32, channels=3, '
-      .. 'classes=10} -> the simple skip-connection recurrent network '
+      .. 'classes=10, recurrent=true, skip=true} -> the simple '
+      .. 'skip-connection recurrent network '
       .. '(use time_steps=5 in ebl.model, as the paper)',
     skiprec_complex = 'skiprec_complex{width=1, ...} -> the complex '
       .. 'version: two states per node joined by internal edges',

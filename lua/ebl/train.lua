@@ -13,7 +13,8 @@ return function(ebl)
     'weight_decay', 'base', 'steps', 'state_lr', 'tol', 'beta',
     'state_optim', 'infer', 'test', 'schedule', 'seed', 'normalize',
     'augment', 'subset', 'test_subset', 'eval_batch', 'log', 'save',
-    'resume', 'quiet', 'progress', 'max_batches', 'on_epoch', 'config'}
+    'resume', 'quiet', 'progress', 'max_batches', 'on_epoch', 'on_batch',
+    'config'}
 
   local function fail(fmt, ...)
     error('train: ' .. fmt:format(...), 0)
@@ -293,6 +294,7 @@ return function(ebl)
       m:learn(opt)
       st.loss, st.energy = st.loss + loss * n, st.energy + energy
       st.samples, st.batches = st.samples + n, st.batches + 1
+      if ctx.on_batch then ctx.on_batch(epoch, k, loss, energy, m) end
       local now = ebl.clock()
       if ctx.progress and (now - drawn >= 0.1 or k == ctx.nb) then
         draw_progress(ctx, epoch, k, st, now - t0)
@@ -387,7 +389,7 @@ return function(ebl)
       infer = infer_options(opts), opt = make_optim(opts),
       input = check_input(m, train), output = node_with_role(m, 'output'),
       sweep_first = energy ~= 'ep' and energy ~= 'bp', history = {},
-      first_epoch = 1, quiet = opts.quiet}
+      first_epoch = 1, quiet = opts.quiet, on_batch = opts.on_batch}
     ctx.base_lr = ctx.opt.opts.lr
     ctx.classes = ebl.arange(0, numel(ctx.output.shape), 1,
       {dtype = 'int32'}):reshape{1, numel(ctx.output.shape)}
@@ -470,7 +472,8 @@ return function(ebl)
     .. 'subset=, test_subset=, eval_batch=1000, max_batches=; log=path '
     .. '(JSON lines, CSV for .csv); save=path (a checkpoint every epoch); '
     .. 'resume=path (continue bit for bit); quiet=, progress=; on_epoch='
-    .. 'function(record, m). The summary has test_acc, train_seconds, '
+    .. 'function(record, m), on_batch=function(epoch, k, loss, energy, m). '
+    .. 'The summary has test_acc, train_seconds, '
     .. 'samples_per_second, epochs and history (one record per epoch).')
   return ebl.train
 end

@@ -129,7 +129,7 @@ describe('ebl.train', function()
       .. 'momentum, weight_decay, base, steps, state_lr, tol, beta, '
       .. 'state_optim, infer, test, schedule, seed, normalize, augment, '
       .. 'subset, test_subset, eval_batch, log, save, resume, quiet, '
-      .. 'progress, max_batches, on_epoch, config)')
+      .. 'progress, max_batches, on_epoch, on_batch, config)')
     ebl.manual_seed(1)
     local m = ebl.model(ebl.models.mlp{sizes = {15, 4, 3}})
     assert.has_error(function() ebl.train(m, train_ds, with{}) end,
