@@ -93,12 +93,13 @@ test: deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./ebl scripts/main.lua
+	./ebl scripts/train.lua
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 	@if [ -f scripts/bench.lua ]; then ./ebl scripts/bench.lua; fi
+	./ebl scripts/bench_train.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4

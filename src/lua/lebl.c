@@ -63,6 +63,7 @@ int luaopen_ebl(lua_State *L) {
   ebl_open_tensor(L);
   ebl_open_model(L);
   ebl_open_data(L);
+  ebl_open_safetensors(L);
 
   /* The Lua half of the module extends the table in place. */
   lua_getglobal(L, "require");

@@ -23,6 +23,8 @@ void ebl_open_tensor(lua_State *L);
 void ebl_open_model(lua_State *L);
 /* ebl.data: dataset readers and the batch loader (src/lua/ldata.c). */
 void ebl_open_data(lua_State *L);
+/* ebl.save, ebl.load: safetensors files (src/lua/lsafetensors.c). */
+void ebl_open_safetensors(lua_State *L);
 
 /* Registers text as the help of the value at index idx. */
 void ebl_help_set(lua_State *L, int idx, const char *text);
