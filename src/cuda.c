@@ -199,6 +199,11 @@ ebl_status ebl_cuda_synchronize(void) {
   return m ? m->synchronize() : EBL_OK;
 }
 
+const ebl_cuda_reference *ebl_cuda_reference_timings(void) {
+  const ebl_cuda_module *m = started();
+  return m ? m->reference : NULL;
+}
+
 ebl_status ebl_cuda_allow_tf32(int allow, int *previous) {
   const ebl_cuda_module *m = started();
   if (!m) return unavailable("allow_tf32");

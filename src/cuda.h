@@ -34,6 +34,21 @@ typedef struct ebl_cuda_host {
   ebl_status (*fail)(ebl_status status, const char *fmt, ...);
 } ebl_cuda_host;
 
+/* Timings of the vendor libraries alone, for bench/bench_cuda.c: each
+   runs its operation iters times on the module's stream after one
+   warm-up run and returns the mean milliseconds per run measured with
+   CUDA events, or a negative number when it could not run. */
+typedef struct ebl_cuda_reference {
+  /* cublasSgemm of (m, k) by (k, n), row-major, fp32 as configured. */
+  double (*sgemm)(int m, int n, int k, int iters);
+  /* cudnnConvolutionForward of x (n, c_in, h, w) with a c_out x c_in x
+     k x k kernel, stride 1, padding pad, the algorithm ebl picks. */
+  double (*conv2d)(int n, int c_in, int h, int w, int c_out, int k,
+                   int pad, int iters);
+  /* cudaMemcpyAsync of nbytes device to device. */
+  double (*copy)(size_t nbytes, int iters);
+} ebl_cuda_reference;
+
 typedef struct ebl_cuda_module {
   const ebl_backend *backend;
   ebl_status (*memory)(ebl_cuda_memory_stats *stats);
@@ -43,6 +58,7 @@ typedef struct ebl_cuda_module {
   void (*allow_tf32)(int allow);
   int (*tf32_allowed)(void);
   ebl_status (*device_name)(char *buf, size_t len);
+  const ebl_cuda_reference *reference;
 } ebl_cuda_module;
 
 /* The type of the module's entry point: NULL when it cannot start (the
@@ -70,6 +86,8 @@ ebl_status ebl_cuda_memory(ebl_cuda_memory_stats *stats);
 ebl_status ebl_cuda_empty_cache(void);
 /* Waits until all queued device work has finished. */
 ebl_status ebl_cuda_synchronize(void);
+/* The vendor-library timings of the module (NULL when unavailable). */
+const ebl_cuda_reference *ebl_cuda_reference_timings(void);
 /* Allows or forbids TF32 in float32 products and convolutions (off by
    default: full float32); *previous gets the old setting when not
    NULL. */
