@@ -54,13 +54,6 @@ void ebl_gpu_blas_set_tf32(int allow) {
 
 int ebl_gpu_blas_tf32(void) { return tf32; }
 
-void ebl_gpu_blas_close(void) {
-  pthread_mutex_lock(&lock);
-  if (handle) cublasDestroy(handle);
-  handle = NULL;
-  pthread_mutex_unlock(&lock);
-}
-
 /* ---- one product and strided batches */
 
 /* Nonzero when off[i] = off[0] + i * step for every i. */

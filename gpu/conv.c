@@ -77,11 +77,11 @@ static cudnnDataType_t dnn_type(ebl_dtype dt) {
   return dt == EBL_F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
 }
 
-/* The math type asked for before ranking: FMA only, unless TF32 is
-   allowed for float32. */
+/* The math type asked for before ranking: for float32 FMA only, unless
+   TF32 is allowed; float64 has no reduced-precision path to avoid. */
 static cudnnMathType_t wanted_math(const plan *p) {
-  return p->tf32 && p->dtype == EBL_F32 ? CUDNN_DEFAULT_MATH
-                                        : CUDNN_FMA_MATH;
+  return p->dtype == EBL_F32 && !p->tf32 ? CUDNN_FMA_MATH
+                                         : CUDNN_DEFAULT_MATH;
 }
 
 /* Creates and sets x (n, c_in, h_in, w_in), y, w and the convolution,
@@ -217,15 +217,6 @@ static ebl_status plan_of(const ebl_conv_geom *g, ebl_dtype dt,
 void ebl_gpu_conv_set_tf32(int allow) {
   pthread_mutex_lock(&lock);
   tf32 = allow != 0;
-  pthread_mutex_unlock(&lock);
-}
-
-void ebl_gpu_conv_close(void) {
-  pthread_mutex_lock(&lock);
-  for (int i = 0; i < nplans; i++) plan_free(plans[i]);
-  nplans = oldest = 0;
-  if (handle) cudnnDestroy(handle);
-  handle = NULL;
   pthread_mutex_unlock(&lock);
 }
 

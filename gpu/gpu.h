@@ -244,9 +244,6 @@ void ebl_gpu_convt_weight_vjp(const ebl_conv_geom *g,
                                       const void *dy, void *dw,
                                       void *work);
 void ebl_gpu_conv_set_tf32(int allow);
-/* Destroys the library handles and cached descriptors. */
-void ebl_gpu_blas_close(void);
-void ebl_gpu_conv_close(void);
 
 /* ---- timing references (gpu/reference.c) */
 
