@@ -61,6 +61,7 @@ int luaopen_ebl(lua_State *L) {
   ebl_open_help(L);
   ebl_open_util(L);
   ebl_open_tensor(L);
+  ebl_open_cuda(L);
   ebl_open_model(L);
   ebl_open_data(L);
   ebl_open_safetensors(L);

@@ -19,6 +19,9 @@ void ebl_open_help(lua_State *L);
 void ebl_open_util(lua_State *L);
 /* ebl.Tensor and the tensor functions (src/lua/ltensor.c). */
 void ebl_open_tensor(lua_State *L);
+/* ebl.cuda, t:cuda(), t:cpu(), ebl.set_default_device (src/lua/lcuda.c);
+   after ebl_open_tensor. */
+void ebl_open_cuda(lua_State *L);
 /* The energy engine's core object (src/lua/lmodel.c). */
 void ebl_open_model(lua_State *L);
 /* ebl.data: dataset readers and the batch loader (src/lua/ldata.c). */
