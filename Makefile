@@ -24,7 +24,7 @@ HOST_LIBS := -llua5.4 -lreadline -Wl,-E
 
 DEPS := lua5.4 liblua5.4-dev libreadline-dev lua-busted libopenblas-dev \
         libopenblas0-openmp zlib1g-dev libjpeg-dev dataset-fashion-mnist \
-        python3 python3-pexpect libdnnl-dev
+        python3 python3-pexpect libdnnl-dev gnuplot-nox
 
 CORE_SRC := $(wildcard src/*.c src/cpu/*.c src/engine/*.c src/data/*.c)
 BIND_SRC := $(wildcard src/lua/*.c)

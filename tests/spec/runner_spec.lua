@@ -60,8 +60,9 @@ end
 
 local dir = tmpdir()
 mnist_folder(dir, 160, 40, 8)
-local BASE = ('--data mnist --data-dir %s --hidden 12 --steps 5 --batch 32 '
-  .. '--energy pc --lr 0.01 --threads 1'):format(dir)
+local PLAIN = ('--data mnist --data-dir %s --hidden 12 --steps 5 '
+  .. '--batch 32 --energy pc --lr 0.01'):format(dir)
+local BASE = PLAIN .. ' --threads 1'
 
 describe('scripts/train.lua', function()
   it('prints the configuration, a line per epoch and JSON last', function()
@@ -133,6 +134,16 @@ describe('scripts/train.lua', function()
       count = count + 1
     end
     assert.are.equal(4 + 8, count)       -- 4 parameters, Adam's m and v
+  end)
+
+  it("resumes with the saved run's thread count", function()
+    local path = dir .. '/threads.st'
+    assert.are.equal(0, (run(PLAIN .. ' --threads 2 --epochs 1 --save '
+      .. path)))
+    local code, lines = run(PLAIN .. ' --epochs 2 --resume ' .. path)
+    assert.are.equal(0, code, table.concat(lines, '\n'))
+    assert.are.equal(2, ebl.json.decode(lines[#lines]).config.threads)
+    assert.truthy(lines[5]:find('^run: seed 1, 2 of %d+ cores'), lines[5])
   end)
 
   teardown(function() os.execute('rm -rf ' .. dir) end)
