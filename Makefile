@@ -39,18 +39,47 @@ HOST_OBJ := $(HOST_SRC:%.c=build/%.o)
 CTESTS := $(CTEST_SRC:tests/c/%.c=build/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=build/bench/%)
 
+# The CUDA module (gpu/): built when nvcc and cuDNN's header are there,
+# into build/ebl_cuda.so, which the core opens at run time (src/cuda.c);
+# ./ebl and ebl.so link no CUDA library. sm_90 code plus PTX.
+CUDA_LIB ?= $(CUDA)/lib64
+CUDNN_INC ?= $(CUDA)/include
+CUDNN_LIB ?= $(CUDA_LIB)
+NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+GPU_OBJ := $(patsubst %.cu,build/%.o,$(wildcard gpu/*.cu)) \
+           $(patsubst %.c,build/%.o,$(wildcard gpu/*.c))
+ifneq ($(NVCC),)
+ifneq ($(wildcard $(CUDNN_INC)/cudnn.h),)
+CUDA_MODULE := build/ebl_cuda.so
+endif
+endif
+
 .PHONY: all deps test run bench install clean parts
-all: parts ebl ebl.so $(CTESTS)
+all: parts ebl ebl.so $(CTESTS) $(CUDA_MODULE)
 
 parts:
 	@if [ -n "$(NVCC)" ]; then echo "nvcc: found ($(NVCC))"; \
 	  else echo "nvcc: missing (CPU-only build)"; fi
-	@if [ -f $(CUDA)/include/cudnn.h ]; then echo "cuDNN: found"; \
+	@if [ -f $(CUDNN_INC)/cudnn.h ]; then echo "cuDNN: found"; \
 	  else echo "cuDNN: missing"; fi
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(filter build/gpu/%,$(patsubst %.c,build/%.o,$(wildcard gpu/*.c))): \
+  CFLAGS += -I. -I$(CUDA)/include -I$(CUDNN_INC) -fvisibility=hidden
+
+build/gpu/%.o: gpu/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden \
+	  -Werror all-warnings -I. -Isrc -MMD -MP -c $< -o $@
+
+build/ebl_cuda.so: $(GPU_OBJ)
+	$(CC) -shared -o $@ $^ -L$(CUDA_LIB) -L$(CUDNN_LIB) \
+	  -Wl,-rpath,$(CUDA_LIB) -Wl,-rpath,$(CUDNN_LIB) \
+	  -lcudnn -lcublas -lcudart -pthread -lm
 
 build/embedded.c: scripts/embed.lua $(LUA_LIB)
 	@mkdir -p build
@@ -105,6 +134,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4
 	install -m 755 ebl $(DESTDIR)$(PREFIX)/bin/ebl
 	install -m 755 ebl.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ebl.so
+	@if [ -f build/ebl_cuda.so ]; then \
+	  install -d $(DESTDIR)$(PREFIX)/lib/ebl && \
+	  install -m 755 build/ebl_cuda.so $(DESTDIR)$(PREFIX)/lib/ebl/; fi
 
 clean:
 	rm -rf build ebl ebl.so

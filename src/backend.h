@@ -32,6 +32,20 @@ typedef struct ebl_gemm_batch {
   const int64_t *a_off, *b_off, *c_off;
 } ebl_gemm_batch;
 
+/* A step of a state optimiser, for the fused state update below: the
+   same arithmetic as the engine's unfused steps (src/engine/infer.c). */
+typedef enum ebl_step_kind {
+  EBL_STEP_SGD,           /* v -= lr g */
+  EBL_STEP_MOMENTUM,      /* m1 = momentum m1 + g; v -= lr m1 */
+  EBL_STEP_ADAM           /* moments m1, m2; bias-corrected step */
+} ebl_step_kind;
+
+typedef struct ebl_state_step {
+  ebl_step_kind kind;
+  double lr, momentum, beta1, beta2, eps;
+  int t;                  /* Adam's step count, from 1 */
+} ebl_state_step;
+
 typedef struct ebl_backend {
   const char *name;
 
@@ -123,6 +137,34 @@ typedef struct ebl_backend {
   double (*cross_entropy)(ebl_dtype dtype, int n, int k,
                           const void *logits, const int32_t *labels,
                           const void *target, void *grad);
+
+  /* ---- optional entries: NULL where a device has none */
+
+  /* The first failure of the kernels above that return no status, since
+     the last call, or EBL_OK; a device that queues its work reports
+     errors here (fn names the operation the caller ran). */
+  ebl_status (*kernel_status)(const char *fn);
+  /* Called after alloc returned NULL: records the message for a
+     failure to allocate nbytes and returns EBL_ENOMEM. */
+  ebl_status (*alloc_failed)(size_t nbytes);
+
+  /* Fused kernels of the energy engine's inner loop, on dense tensors
+     of one float dtype and one shape. sumsq may be NULL; when given it
+     receives the sum of squares in double, which waits for the device.
+     err = v - mu and *sumsq = sum err^2, in one pass. */
+  ebl_status (*pred_error)(const ebl_tensor *err, const ebl_tensor *v,
+                           const ebl_tensor *mu, double *sumsq);
+  /* BiPC's signals: r = e_f + lambda e_b, sig = r, sig_b = lambda r,
+     *sumsq = sum r^2, in one pass. */
+  ebl_status (*bipc_signals)(const ebl_tensor *sig,
+                             const ebl_tensor *sig_b,
+                             const ebl_tensor *e_f, const ebl_tensor *e_b,
+                             double lambda, double *sumsq);
+  /* One state optimiser step on v from its gradient g; m1 (momentum,
+     Adam) and m2 (Adam) are the moments, NULL when unused. */
+  ebl_status (*state_step)(const ebl_state_step *step,
+                           const ebl_tensor *v, const ebl_tensor *g,
+                           const ebl_tensor *m1, const ebl_tensor *m2);
 } ebl_backend;
 
 /* The table of a device, or NULL when this build has none for it. */
@@ -131,6 +173,10 @@ const ebl_backend *ebl_backend_for(ebl_device device);
    this build" when absent. */
 ebl_status ebl_backend_of(const char *fn, const ebl_tensor *t,
                           const ebl_backend **backend);
+
+/* Fails with "<fn>: no <device> backend in this build", or for CUDA
+   "<fn>: cuda is not available (<reason>)". */
+ebl_status ebl_backend_missing(const char *fn, ebl_device device);
 
 /* The CPU table (src/cpu/backend.c). */
 extern const ebl_backend ebl_cpu_backend;

@@ -116,6 +116,14 @@ static ebl_status scratch(const char *fn, const ebl_backend *be,
   return EBL_OK;
 }
 
+/* st, or the failure the device reports for the kernels it just ran
+   (devices that queue work record errors of the void kernels). */
+static ebl_status kernel_done(const ebl_backend *be, const char *fn,
+                              ebl_status st) {
+  if (st == EBL_OK && be->kernel_status) return be->kernel_status(fn);
+  return st;
+}
+
 /* Dense versions of up to three inputs (NULL stays NULL). */
 typedef struct dense_inputs { ebl_tensor t[3]; } dense_inputs;
 
@@ -260,6 +268,7 @@ static ebl_status conv_run(const char *fn, int transposed, conv_kind kind,
   if (st == EBL_OK) {
     conv_kernel(be, transposed, kind, g, out->dtype, data_of(&d, 0),
                 data_of(&d, 1), data_of(&d, 2), ebl_tensor_data(&y), work);
+    st = kernel_done(be, fn, st);
   }
   free_dense(&d);
   return out_end(out, &y, st);
@@ -370,7 +379,7 @@ static ebl_status any_bias_vjp(const char *fn, int transposed,
     else
       be->conv2d_bias_vjp(&g, dy->dtype, ebl_tensor_data(&d),
                           ebl_tensor_data(&out));
-    st = out_end(db, &out, st);
+    st = out_end(db, &out, kernel_done(be, fn, st));
   }
   ebl_tensor_release(&d);
   return st;
@@ -511,7 +520,7 @@ ebl_status ebl_max_pool2d(const ebl_tensor *y, const ebl_tensor *indices,
     if (st == EBL_OK) {
       be->max_pool2d_forward(&g, x->dtype, ebl_tensor_data(&dx),
                              ebl_tensor_data(&out), ebl_tensor_data(&idx));
-      st = out_end(indices, &idx, st);
+      st = out_end(indices, &idx, kernel_done(be, fn, st));
     }
     st = out_end(y, &out, st);
   }
@@ -559,7 +568,7 @@ ebl_status ebl_max_pool2d_vjp(const ebl_tensor *dx, const ebl_tensor *dy,
   if (st == EBL_OK) {
     be->max_pool2d_vjp(&g, dx->dtype, data_of(&d, 0), data_of(&d, 1),
                        ebl_tensor_data(&out));
-    st = out_end(dx, &out, st);
+    st = out_end(dx, &out, kernel_done(be, fn, st));
   }
   free_dense(&d);
   return st;
@@ -582,7 +591,7 @@ ebl_status ebl_avg_pool2d(const ebl_tensor *y, const ebl_tensor *x,
   if (st == EBL_OK) {
     be->avg_pool2d_forward(&g, x->dtype, ebl_tensor_data(&dx),
                            ebl_tensor_data(&out));
-    st = out_end(y, &out, st);
+    st = out_end(y, &out, kernel_done(be, fn, st));
   }
   ebl_tensor_release(&dx);
   return st;
@@ -621,7 +630,7 @@ ebl_status ebl_avg_pool2d_vjp(const ebl_tensor *dx, const ebl_tensor *dy,
   if (st == EBL_OK) {
     be->avg_pool2d_vjp(&g, dx->dtype, ebl_tensor_data(&d),
                        ebl_tensor_data(&out));
-    st = out_end(dx, &out, st);
+    st = out_end(dx, &out, kernel_done(be, fn, st));
   }
   ebl_tensor_release(&d);
   return st;
@@ -673,6 +682,7 @@ ebl_status ebl_mse_loss(double *loss, const ebl_tensor *x,
     *loss = be->mse_loss(x->dtype, n, k, data_of(&d, 0),
                          ebl_tensor_data(&dense_t),
                          grad ? ebl_tensor_data(&out) : NULL);
+    st = kernel_done(be, fn, st);
     if (grad) st = out_end(grad, &out, st);
   }
   free_dense(&d);
@@ -727,6 +737,7 @@ ebl_status ebl_cross_entropy(double *loss, const ebl_tensor *x,
     *loss = be->cross_entropy(x->dtype, n, k, ebl_tensor_data(&dense_x),
                               labels ? t : NULL, labels ? NULL : t,
                               grad ? ebl_tensor_data(&out) : NULL);
+    st = kernel_done(be, fn, st);
     if (grad) st = out_end(grad, &out, st);
   }
   ebl_tensor_release(&dense_x);

@@ -29,13 +29,21 @@
 
 #include <stdint.h>
 
+/* The functions below compile for the CPU and, under nvcc, for the
+   GPU too: one source for both devices' numbers. */
+#ifdef __CUDACC__
+#define EBL_PHILOX_FN static inline __host__ __device__
+#else
+#define EBL_PHILOX_FN static inline
+#endif
+
 #define EBL_PHILOX_M0 0xD2511F53u
 #define EBL_PHILOX_M1 0xCD9E8D57u
 #define EBL_PHILOX_W0 0x9E3779B9u
 #define EBL_PHILOX_W1 0xBB67AE85u
 
 /* One round: two 32x32->64 products mixed with the key. */
-static inline void ebl_philox_round(uint32_t c[4], const uint32_t k[2]) {
+EBL_PHILOX_FN void ebl_philox_round(uint32_t c[4], const uint32_t k[2]) {
   uint64_t p0 = (uint64_t)EBL_PHILOX_M0 * c[0];
   uint64_t p1 = (uint64_t)EBL_PHILOX_M1 * c[2];
   uint32_t c1 = c[1], c3 = c[3];
@@ -47,7 +55,7 @@ static inline void ebl_philox_round(uint32_t c[4], const uint32_t k[2]) {
 
 /* Ten rounds on counter ctr with key; the key is bumped between rounds
    by the Weyl constants. Writes four words to out. */
-static inline void ebl_philox4x32_10(const uint32_t ctr[4],
+EBL_PHILOX_FN void ebl_philox4x32_10(const uint32_t ctr[4],
                                      const uint32_t key[2],
                                      uint32_t out[4]) {
   uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]};
@@ -63,7 +71,7 @@ static inline void ebl_philox4x32_10(const uint32_t ctr[4],
 }
 
 /* The four words of block b under seed. */
-static inline void ebl_philox_block(uint64_t seed, uint64_t b,
+EBL_PHILOX_FN void ebl_philox_block(uint64_t seed, uint64_t b,
                                     uint32_t out[4]) {
   uint32_t ctr[4] = {(uint32_t)b, (uint32_t)(b >> 32), 0, 0};
   uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
@@ -71,7 +79,7 @@ static inline void ebl_philox_block(uint64_t seed, uint64_t b,
 }
 
 /* 53-bit uniform in [0, 1) from words a, b. */
-static inline double ebl_philox_u53(uint32_t a, uint32_t b) {
+EBL_PHILOX_FN double ebl_philox_u53(uint32_t a, uint32_t b) {
   uint64_t m = ((uint64_t)a << 21) | (b >> 11);
   return (double)m * (1.0 / 9007199254740992.0);
 }

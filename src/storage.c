@@ -72,14 +72,13 @@ static void account(ebl_device device, size_t nbytes, int sign) {
 ebl_status ebl_storage_new(ebl_storage **res, size_t nbytes,
                            ebl_device device) {
   const ebl_backend *be = ebl_backend_for(device);
-  if (!be)
-    return ebl_fail(EBL_EDEVICE, "storage: no %s backend in this build",
-                    ebl_device_name(device));
+  if (!be) return ebl_backend_missing("storage", device);
   ebl_storage *s = malloc(sizeof *s);
   if (!s) return ebl_fail(EBL_ENOMEM, "storage: out of host memory");
   s->data = be->alloc(nbytes);
   if (!s->data) {
     free(s);
+    if (be->alloc_failed) return be->alloc_failed(nbytes);
     return ebl_fail(EBL_ENOMEM, "storage: cannot allocate %zu bytes on %s",
                     nbytes, ebl_device_name(device));
   }

@@ -10,11 +10,13 @@ return function(ebl)
                     bp = true}
   local KNOWN = {energy = true, loss = true, beta = true, time_steps = true,
     clamp = true, feedback_weight = true, feedback_from_output = true,
-    cb_weight = true, literal = true}
+    cb_weight = true, literal = true, feedback_learns = true}
 
   -- The configuration with its defaults. BiPC's defaults are the reading
-  -- that trains (docs/ENERGIES.md); literal = true gives eq. 10 as
-  -- written: feedback weight 1, feedback from the output, C_b on.
+  -- that trained best (docs/ENERGIES.md): feedback weight 0.01 for eq. 10
+  -- and 0.1 for eq. 9, no feedback from the output, no C_b; literal =
+  -- true gives the equations as written: weight 1, feedback from the
+  -- output, C_b on.
   local function config(opts)
     for k in pairs(opts) do
       if not KNOWN[k] then
@@ -35,9 +37,11 @@ return function(ebl)
     return {
       energy = energy, loss = opts.loss or 'ce', beta = opts.beta or 1,
       time_steps = opts.time_steps or 1, clamp = opts.clamp or false,
-      feedback_weight = pick(opts.feedback_weight, 0.1, 1),
+      feedback_weight = pick(opts.feedback_weight,
+        energy == 'bipc' and 0.01 or 0.1, 1),
       feedback_from_output = pick(opts.feedback_from_output, false, true),
       cb_weight = pick(opts.cb_weight, 0, 1),
+      feedback_learns = pick(opts.feedback_learns, true, true),
     }
   end
 
@@ -234,9 +238,10 @@ return function(ebl)
   ebl.Model = Model
   ebl.doc(ebl.model, "model(g, {energy='pc'|'bipc'|'bipc_sq'|'ep'|'bp', "
     .. "loss='ce'|'mse', beta=1, time_steps=1, clamp=false, "
-    .. "feedback_weight=0.1, feedback_from_output=false, cb_weight=0, "
+    .. "feedback_weight=0.01 (bipc) or 0.1 (bipc_sq), "
+    .. "feedback_from_output=false, cb_weight=0, feedback_learns=true, "
     .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "
-    .. "eq. 10 as written.")
+    .. "eq. 10 (or 9) as written.")
   ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
     .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=, "
     .. 'param_lr=}) -> energy, steps, trace. States start from a forward '

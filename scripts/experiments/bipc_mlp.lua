@@ -16,6 +16,18 @@ local CONFIGS = {
   bipc = {energy = 'bipc', infer = {steps = 20, state_lr = 0.1}},
   bipc60 = {energy = 'bipc', infer = {steps = 60, state_lr = 0.1}},
   bipc_sq = {energy = 'bipc_sq', infer = {steps = 20, state_lr = 0.1}},
+  bipc_w03 = {energy = 'bipc', feedback_weight = 0.03,
+    infer = {steps = 20, state_lr = 0.1}},
+  bipc_w01 = {energy = 'bipc', feedback_weight = 0.01,
+    infer = {steps = 20, state_lr = 0.1}},
+  bipc_sq_w03 = {energy = 'bipc_sq', feedback_weight = 0.03,
+    infer = {steps = 20, state_lr = 0.1}},
+  bipc_sq_w03_60 = {energy = 'bipc_sq', feedback_weight = 0.03,
+    infer = {steps = 60, state_lr = 0.1}},
+  bipc_states = {energy = 'bipc', feedback_learns = false,
+    infer = {steps = 20, state_lr = 0.1}},
+  bipc_states_w1 = {energy = 'bipc', feedback_learns = false,
+    feedback_weight = 1, infer = {steps = 20, state_lr = 0.1}},
 }
 local ORDER = {'bp', 'pc', 'pc60', 'bipc_literal', 'bipc_sq_literal',
                'bipc', 'bipc60', 'bipc_sq'}
@@ -30,7 +42,9 @@ local function run(name)
   local c = CONFIGS[name]
   ebl.manual_seed(1)
   local g = ebl.models.mlp{sizes = {784, 256, 256, 10}}
-  local m = ebl.model(g, {energy = c.energy, literal = c.literal})
+  local m = ebl.model(g, {energy = c.energy, literal = c.literal,
+    feedback_weight = c.feedback_weight,
+    feedback_learns = c.feedback_learns})
   local opt = ebl.optim.adam{lr = 1e-3}
   local train = ebl.data.loader(data.train, {batch = 128, seed = 1,
     normalize = true, subset = n_train})

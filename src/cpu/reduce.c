@@ -133,7 +133,11 @@ static partial run(pass_kind k, ebl_dtype dt, const char *x, int64_t n,
         double v = (double)row[j];                                     \
         switch (k) {                                                   \
         case PASS_SUM: res[j].v += v; break;                           \
-        case PASS_SQDEV: res[j].v += (v - c[j]) * (v - c[j]); break;   \
+        case PASS_SQDEV: {                                             \
+          double cj = c ? c[j] : 0.0;  /* no centre: norm(2) */        \
+          res[j].v += (v - cj) * (v - cj);                             \
+          break;                                                       \
+        }                                                              \
         case PASS_ABS: res[j].v += fabs(v); break;                     \
         case PASS_POW: res[j].v += pow(fabs(v), p); break;             \
         default: {                                                     \

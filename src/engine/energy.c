@@ -143,6 +143,31 @@ static ebl_status output_cost(ebl_model *m, double *cost) {
                            (double)m->batch);
 }
 
+/* ---------------------------------------------------------------- */
+/* Fused kernels of a device backend (CUDA); the CPU has none and     */
+/* keeps the unfused steps. *done tells whether the kernel ran.       */
+
+/* sig = v - mu (= e_f bit for bit) and ef = ||e_f||^2 in one pass. */
+static ebl_status fused_pred_error(ebl_model *m, int s, int node,
+                                   double *ef, int *done) {
+  const ebl_backend *be = ebl_backend_for(m->device);
+  *done = be != NULL && be->pred_error != NULL && m->has_f[s];
+  if (!*done)
+    return EBL_OK;
+  return be->pred_error(&m->sig[s], &m->v[s], prediction(m, s, node), ef);
+}
+
+/* BiPC: sig = e_f + lambda e_b, sig_b = lambda sig, ef = ||sig||^2. */
+static ebl_status fused_bipc_signals(ebl_model *m, int s, double *ef,
+                                     int *done) {
+  const ebl_backend *be = ebl_backend_for(m->device);
+  *done = be != NULL && be->bipc_signals != NULL;
+  if (!*done)
+    return EBL_OK;
+  return be->bipc_signals(&m->sig[s], &m->sig_b[s], &m->err[s],
+                          &m->err_b[s], m->cfg.fb_weight, ef);
+}
+
 /* Signals of one slot: sig = dF/de_f, sig_b = dF/de_b, and its energy
    (per-sample sum, summed over the batch). */
 static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
@@ -156,18 +181,22 @@ static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
     *e += 0.5 * cb * eb;
     return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
   }
-  if (m->sig[s].storage != m->err[s].storage)
+  int bipc = k > 0 && m->cfg.energy == EBL_ENERGY_BIPC, fused;
+  TRY(bipc ? fused_bipc_signals(m, s, &ef, &fused)
+           : fused_pred_error(m, s, node, &ef, &fused));
+  if (!fused && m->sig[s].storage != m->err[s].storage)
     TRY(ebl_copy(&m->sig[s], &m->err[s]));
-  if (k > 0 && m->cfg.energy == EBL_ENERGY_BIPC) {
+  if (bipc && !fused) {
     TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
     TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->sig[s], lambda));
-  } else if (k > 0) {
+  } else if (k > 0 && !bipc) {
     TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
                           lambda * lambda));
     TRY(sum_squares(m, &m->err_b[s], &eb));
     eb *= lambda * lambda;
   }
-  TRY(sum_squares(m, &m->sig[s], &ef));
+  if (!fused)
+    TRY(sum_squares(m, &m->sig[s], &ef));
   *e += 0.5 * (ef + eb);
   return EBL_OK;
 }
@@ -263,9 +292,10 @@ static ebl_status pc_backward(ebl_model *m, double state_scale,
     for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
       int s = slot_of(m, ed->src, t);
       double share = 1.0 / m->k_b[s];
+      double learn = m->cfg.fb_learns ? param_scale * share : 0.0;
       TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
                     &m->sig_b[s], ed->dst, t + ed->delay,
-                    state_scale * share, -param_scale * share));
+                    state_scale * share, -learn));
     }
   }
   return EBL_OK;

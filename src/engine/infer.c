@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "engine/internal.h"
 #include "interrupt.h"
 
@@ -28,6 +29,22 @@ static ebl_status adam_slot(ebl_model *m, int s, const ebl_infer_opts *o) {
   return ebl_axpby(&m->v[s], -o->state_lr / c1, tmp, 1.0);
 }
 
+/* The update of slot s in one pass on a device whose backend fuses it
+   (CUDA); *done = 0 on the CPU, which keeps the steps above. */
+static ebl_status fused_state_step(ebl_model *m, int s,
+                                   const ebl_infer_opts *o, int *done) {
+  const ebl_backend *be = ebl_backend_for(m->device);
+  *done = be != NULL && be->state_step != NULL;
+  if (!*done)
+    return EBL_OK;
+  ebl_state_step step = {
+    o->optim == EBL_STATE_ADAM       ? EBL_STEP_ADAM
+    : o->optim == EBL_STATE_MOMENTUM ? EBL_STEP_MOMENTUM : EBL_STEP_SGD,
+    o->state_lr, o->momentum, o->beta1, o->beta2, o->eps, m->adam_t};
+  return be->state_step(&step, &m->v[s], &m->grad[s], &m->mom1[s],
+                        &m->mom2[s]);
+}
+
 static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
   int slots = m->nnodes * m->T;
   m->adam_t++;
@@ -37,6 +54,10 @@ static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
       continue;
     if (node == m->output && m->cfg.clamp_output && m->have_target &&
         s % m->T == m->T - 1)
+      continue;
+    int fused;
+    TRY(fused_state_step(m, s, o, &fused));
+    if (fused)
       continue;
     switch (o->optim) {
     case EBL_STATE_SGD:

@@ -61,6 +61,7 @@ typedef struct ebl_model_config {
   double fb_weight;       /* BiPC: weight lambda of the feedback error */
   int fb_from_output;     /* BiPC: edges into the output send feedback */
   double cb_weight;       /* BiPC: weight of C_b, the input's rebuild */
+  int fb_learns;          /* BiPC: feedback errors reach the weights */
 } ebl_model_config;
 
 /* Settings of one inference. */

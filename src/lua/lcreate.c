@@ -7,6 +7,10 @@
 
 static const char *const MAKE_OPTS[] = { "dtype", "device", NULL };
 
+/* Where tensors are made when no device is named (src/lua/lcuda.c sets
+   it). */
+ebl_device ebl_lua_default_device = EBL_CPU;
+
 /* What a creation function was asked for. */
 typedef struct make_args {
   int ndim;
@@ -35,7 +39,7 @@ static void check_opts(lua_State *L, int arg, ebl_dtype def_dtype,
 static void check_make(lua_State *L, int arg, ebl_dtype def, make_args *a) {
   int next;
   a->ndim = ebl_checkshape(L, arg, a->shape, 0, &next);
-  check_opts(L, next, def, EBL_CPU, a);
+  check_opts(L, next, def, ebl_lua_default_device, a);
 }
 
 /* Raises an error unless the dtype asked for is a float dtype. */
@@ -85,7 +89,7 @@ static int l_full(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   a.ndim = ebl_checkshape(L, 1, a.shape, 0, &next);
   double value = luaL_checknumber(L, 2);
-  check_opts(L, 3, EBL_F32, EBL_CPU, &a);
+  check_opts(L, 3, EBL_F32, ebl_lua_default_device, &a);
   ebl_tensor *t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_full(t, a.dtype, a.ndim, a.shape, value,
                                 a.device));
@@ -129,7 +133,7 @@ static int l_tensor(lua_State *L) {
     check_opts(L, 2, src->dtype, ebl_tensor_device(src), &a);
     return copy_tensor(L, src, &a);
   }
-  check_opts(L, 2, EBL_F32, EBL_CPU, &a);
+  check_opts(L, 2, EBL_F32, ebl_lua_default_device, &a);
   a.ndim = ebl_nested_shape(L, 1, a.dtype, a.shape);
   ebl_tensor *t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_empty(t, a.dtype, a.ndim, a.shape, EBL_CPU));
@@ -167,7 +171,7 @@ static int l_arange(lua_State *L) {
   luaL_argcheck(L, isfinite(count) && count < 1e15, n, lua_pushfstring(L,
     "arange from %f to %f by %f has too many elements", start, stop, step));
   make_args a;
-  check_opts(L, n + 1, EBL_F32, EBL_CPU, &a);
+  check_opts(L, n + 1, EBL_F32, ebl_lua_default_device, &a);
   ebl_tensor *t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_arange(t, a.dtype, start, stop, step, a.device));
   return 1;
@@ -180,7 +184,7 @@ static int l_linspace(lua_State *L) {
   luaL_argcheck(L, n >= 1, 3, lua_pushfstring(L,
     "point count must be >= 1, got %I", (lua_Integer)n));
   make_args a;
-  check_opts(L, 4, EBL_F32, EBL_CPU, &a);
+  check_opts(L, 4, EBL_F32, ebl_lua_default_device, &a);
   ebl_tensor *t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_linspace(t, a.dtype, start, stop, n, a.device));
   return 1;
@@ -202,7 +206,7 @@ static int l_eye(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER)
     cols = check_count(L, next++, "size");
   make_args a;
-  check_opts(L, next, EBL_F32, EBL_CPU, &a);
+  check_opts(L, next, EBL_F32, ebl_lua_default_device, &a);
   ebl_tensor *t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_eye(t, a.dtype, rows, cols, a.device));
   return 1;
@@ -228,7 +232,7 @@ static int l_randint(lua_State *L) {
 static int l_randperm(lua_State *L) {
   int64_t n = check_count(L, 1, "n");
   make_args a;
-  check_opts(L, 2, EBL_I32, EBL_CPU, &a);
+  check_opts(L, 2, EBL_I32, ebl_lua_default_device, &a);
   if (a.dtype == EBL_U8 && n > 255)
     luaL_argerror(L, 1, lua_pushfstring(L,
       "n must be <= 255 for uint8, got %I", (lua_Integer)n));

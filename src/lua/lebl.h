@@ -19,6 +19,9 @@ void ebl_open_help(lua_State *L);
 void ebl_open_util(lua_State *L);
 /* ebl.Tensor and the tensor functions (src/lua/ltensor.c). */
 void ebl_open_tensor(lua_State *L);
+/* ebl.cuda, t:cuda(), t:cpu(), ebl.set_default_device (src/lua/lcuda.c);
+   after ebl_open_tensor. */
+void ebl_open_cuda(lua_State *L);
 /* The energy engine's core object (src/lua/lmodel.c). */
 void ebl_open_model(lua_State *L);
 /* ebl.data: dataset readers and the batch loader (src/lua/ldata.c). */
@@ -37,6 +40,11 @@ typedef struct ebl_func_doc {
   const char *help;
 } ebl_func_doc;
 void ebl_set_funcs(lua_State *L, const ebl_func_doc *funcs);
+
+/* Registers the metatable `name` for a userdata class: methods as its
+   __index, close as both __gc and __close. Leaves the stack as it was. */
+void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close);
 
 /* Raises the last core error (ebl_error()) as a Lua error. */
 int ebl_raise(lua_State *L);

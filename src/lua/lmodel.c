@@ -150,7 +150,9 @@ static void read_config(lua_State *L, int idx, ebl_model_config *c) {
   c->clamp_output = lua_toboolean(L, -1);
   lua_getfield(L, idx, "feedback_from_output");
   c->fb_from_output = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, idx, "feedback_learns");
+  c->fb_learns = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 3);
 }
 
 static void read_node(lua_State *L, int idx, ebl_node *n) {
@@ -463,13 +465,6 @@ static const ebl_func_doc model_funcs[] = {
 };
 
 void ebl_open_model(lua_State *L) {
-  luaL_newmetatable(L, MODEL_MT);
-  luaL_newlib(L, core_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  ebl_new_class(L, MODEL_MT, core_methods, l_close);
   ebl_set_funcs(L, model_funcs);
 }

@@ -52,6 +52,10 @@ void ebl_open_math(lua_State *L, int methods);
 void ebl_open_nn(lua_State *L, int methods);
 void ebl_open_print(lua_State *L, int methods);
 
+/* The device creation functions use when no device is named
+   (lcreate.c; ebl.set_default_device changes it). */
+extern ebl_device ebl_lua_default_device;
+
 /* ---- arguments (largs.c) ---- */
 
 /* A dtype name ("float32", also "float", "double", "int", "byte"). */

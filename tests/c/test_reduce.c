@@ -181,8 +181,26 @@ static void test_errors(void) {
   ebl_tensor_release(&x);
 }
 
+/* norm(2) over dim 0 of a 3x9 reads columns (the column layout): its
+   squares need no centre. Column j holds j, 2j, 2j: norm 3j. */
+static void test_norm_columns(void) {
+  double v[27];
+  for (int j = 0; j < 9; j++) {
+    v[j] = j;
+    v[9 + j] = v[18 + j] = 2 * j;
+  }
+  ebl_tensor x = make(EBL_F32, 2, SHAPE(3, 9), v);
+  ebl_tensor r = reduce(EBL_NORM, &x, 0, 0, 2);
+  int ok = r.ndim == 1 && r.shape[0] == 9;
+  for (int j = 0; ok && j < 9; j++) ok = fabs(at(&r, j) - 3 * j) < 1e-5;
+  CHECK(ok, "norm(2) over the rows of a 3x9 (column layout)");
+  ebl_tensor_release(&r);
+  ebl_tensor_release(&x);
+}
+
 int main(void) {
   test_values();
+  test_norm_columns();
   test_strided();
   test_dtypes();
   test_threads();

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The GPU check, for a machine with an NVIDIA GPU (written for an H200):
+# builds ebl and its CUDA module, runs the GPU tests (tests/c/test_cuda.c
+# and tests/spec/cuda_spec.lua) and the GPU benchmarks
+# (bench/bench_cuda.c, scripts/bench_cuda.lua), and ends with a short
+# table. Each step has a time limit so that the whole stays under five
+# minutes; a failing step is reported and the others still run. Logs go
+# to build/gpu_check/. Exit status: 0 when every test passed.
+set -u
+cd "$(dirname "$0")/.."
+logs=build/gpu_check
+mkdir -p "$logs"
+status=0
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Counts a TAP log's lines: "P passed, F failed, S skipped".
+tally() {
+  awk '/^ok .*# SKIP/ { s++; next } /^ok / { p++; next }
+       /^not ok / { f++ } END { printf "%d passed, %d failed, %d skipped",
+       p, f, s }' "$1"
+}
+
+step "machine"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total \
+    --format=csv,noheader | tee "$logs/gpu.txt"
+else
+  echo "nvidia-smi not found" | tee "$logs/gpu.txt"
+fi
+
+step "build (make all build/bench/bench_cuda)"
+if ! timeout 200 make -j"$(nproc)" all build/bench/bench_cuda \
+    >"$logs/build.log" 2>&1; then
+  tail -30 "$logs/build.log"
+  echo "gpu_check: the build failed (see $logs/build.log)"
+  exit 1
+fi
+grep -E '^(nvcc|cuDNN):' "$logs/build.log"
+if [ ! -f build/ebl_cuda.so ]; then
+  echo "gpu_check: build/ebl_cuda.so was not built (nvcc or cuDNN missing)"
+  exit 1
+fi
+if ! ./ebl -e 'if not ebl.cuda.available() then
+    print("cuda is not available: " .. ebl.cuda.reason()) os.exit(1) end
+    print("cuda: " .. ebl.cuda.device_name())'; then
+  exit 1
+fi
+
+step "C test (build/tests/test_cuda)"
+timeout 120 build/tests/test_cuda >"$logs/test_cuda.tap" 2>&1
+grep -E '^not ok|^#' "$logs/test_cuda.tap" | head -40
+c_tally=$(tally "$logs/test_cuda.tap")
+echo "test_cuda: $c_tally"
+grep -q '^not ok' "$logs/test_cuda.tap" && status=1
+grep -q '^ok ' "$logs/test_cuda.tap" || status=1
+
+step "busted spec (tests/spec/cuda_spec.lua)"
+if command -v busted >/dev/null; then
+  timeout 240 busted --lua=./ebl -o TAP tests/spec/cuda_spec.lua \
+    >"$logs/cuda_spec.tap" 2>&1
+  grep -E '^not ok|^# ' "$logs/cuda_spec.tap" | head -60
+  spec_tally=$(tally "$logs/cuda_spec.tap")
+  grep -q '^not ok' "$logs/cuda_spec.tap" && status=1
+  grep -q '^ok ' "$logs/cuda_spec.tap" || status=1
+else
+  spec_tally="not run: busted is not installed"
+fi
+echo "cuda_spec: $spec_tally"
+
+step "benchmarks (build/bench/bench_cuda)"
+timeout 150 build/bench/bench_cuda 2>&1 | tee "$logs/bench.txt"
+
+step "engine benchmark (scripts/bench_cuda.lua)"
+timeout 90 ./ebl scripts/bench_cuda.lua 2>&1 | tee "$logs/engine.txt"
+
+step "summary: $(head -1 "$logs/gpu.txt")"
+printf '%-12s %s\n' "test_cuda" "$c_tally" "cuda_spec" "$spec_tally"
+grep -E '^(copy|add|mul|tanh|matmul|conv2d|fused) ' "$logs/bench.txt" |
+  sed -E 's/  +/ /g'
+grep -E '_iter_us' "$logs/engine.txt" | sed -E 's/^[a-z]+_iter_us +//'
+exit $status

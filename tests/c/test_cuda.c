@@ -1,0 +1,263 @@
+/* Tests of the CUDA backend through the core's C API: the fused engine
+   kernels against the CPU's unfused steps, gemm with alpha and beta,
+   copies into strided views across devices, the caching allocator (its
+   figures, no cudaMalloc in steady state, out of memory). Skipped where
+   no GPU is usable; tests/spec/cuda_spec.lua covers the tensor API. */
+#include <stdlib.h>
+
+#include "backend.h"
+#include "cuda.h"
+#include "helpers.h"
+#include "tap.h"
+
+/* A float32 tensor of n values uniform in [lo, hi) on device. */
+static ebl_tensor uniform(int64_t n, double lo, double hi,
+                          ebl_device device) {
+  ebl_tensor t;
+  memset(&t, 0, sizeof t);
+  if (ebl_tensor_empty(&t, EBL_F32, 1, &n, device) != EBL_OK ||
+      ebl_fill_rand(&t, lo, hi) != EBL_OK)
+    printf("# uniform failed: %s\n", ebl_error());
+  return t;
+}
+
+/* t on device (a new tensor). */
+static ebl_tensor on(const ebl_tensor *t, ebl_device device) {
+  ebl_tensor r;
+  memset(&r, 0, sizeof r);
+  if (ebl_to_device(&r, t, device) != EBL_OK)
+    printf("# to_device failed: %s\n", ebl_error());
+  return r;
+}
+
+/* max |a - b| / max(max |b|, tiny) over two tensors of one shape (any
+   devices), in double on the host. */
+static double max_rel(const ebl_tensor *a, const ebl_tensor *b) {
+  int64_t n = ebl_tensor_numel(b);
+  double *x = malloc(sizeof(double) * (size_t)n);
+  double *y = malloc(sizeof(double) * (size_t)n);
+  double worst = INFINITY, top = 1e-30;
+  if (x && y && ebl_tensor_to_buffer(a, x, EBL_F64) == EBL_OK &&
+      ebl_tensor_to_buffer(b, y, EBL_F64) == EBL_OK) {
+    worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+      worst = fmax(worst, fabs(x[i] - y[i]));
+      top = fmax(top, fabs(y[i]));
+    }
+  }
+  free(x);
+  free(y);
+  return worst / top;
+}
+
+/* Sum of squares of t in double on the host. */
+static double host_sumsq(const ebl_tensor *t) {
+  double sum, norm;
+  if (ebl_reduce_all(EBL_NORM, t, 2, &norm) != EBL_OK) return NAN;
+  sum = norm * norm;
+  return sum;
+}
+
+static void release(ebl_tensor *t, int n) {
+  for (int i = 0; i < n; i++) ebl_tensor_release(&t[i]);
+}
+
+/* e = v - mu with its energy in one pass equals the CPU's subtraction
+   (bit for bit) and its sum of squares. */
+static void test_pred_error(const ebl_backend *be) {
+  int64_t n = 100003;
+  ebl_tensor t[6];
+  t[0] = uniform(n, -1, 1, EBL_CPU);
+  t[1] = uniform(n, -1, 1, EBL_CPU);
+  t[2] = on(&t[0], EBL_CUDA);
+  t[3] = on(&t[1], EBL_CUDA);
+  ebl_tensor_empty(&t[4], EBL_F32, 1, &n, EBL_CUDA);
+  ebl_binary_new(EBL_SUB, &t[5], &t[0], &t[1]);
+  double sumsq = -1;
+  CHECK(be->pred_error(&t[4], &t[2], &t[3], &sumsq) == EBL_OK,
+        "pred_error runs (%s)", ebl_error());
+  CHECK(max_rel(&t[4], &t[5]) == 0, "pred_error: e = v - mu exactly");
+  CHECK_CLOSE(sumsq, host_sumsq(&t[5]), 1e-9,
+              "pred_error: the sum of squares");
+  CHECK(be->pred_error(&t[4], &t[2], &t[3], NULL) == EBL_OK,
+        "pred_error without the sum");
+  CHECK(be->pred_error(&t[4], &t[0], &t[3], NULL) == EBL_EARG,
+        "pred_error refuses a cpu operand (%s)", ebl_error());
+  release(t, 6);
+}
+
+/* BiPC's r = e_f + lambda e_b, sig_b = lambda r and ||r||^2. */
+static void test_bipc(const ebl_backend *be) {
+  int64_t n = 65536 * 3 + 5;
+  double lambda = 0.3, sumsq = -1;
+  ebl_tensor t[8];
+  t[0] = uniform(n, -1, 1, EBL_CPU);
+  t[1] = uniform(n, -1, 1, EBL_CPU);
+  t[2] = on(&t[0], EBL_CUDA);
+  t[3] = on(&t[1], EBL_CUDA);
+  ebl_tensor_empty(&t[4], EBL_F32, 1, &n, EBL_CUDA);
+  ebl_tensor_empty(&t[5], EBL_F32, 1, &n, EBL_CUDA);
+  ebl_tensor_clone(&t[6], &t[0]);
+  ebl_axpby(&t[6], lambda, &t[1], 1.0);
+  ebl_binary_scalar_new(EBL_MUL, &t[7], &t[6], lambda);
+  CHECK(be->bipc_signals(&t[4], &t[5], &t[2], &t[3], lambda, &sumsq) ==
+        EBL_OK, "bipc_signals runs (%s)", ebl_error());
+  CHECK(max_rel(&t[4], &t[6]) < 1e-6, "bipc_signals: sig = e_f + l e_b");
+  CHECK(max_rel(&t[5], &t[7]) < 1e-6, "bipc_signals: sig_b = l sig");
+  CHECK_CLOSE(sumsq, host_sumsq(&t[6]), 1e-6, "bipc_signals: ||sig||^2");
+  release(t, 8);
+}
+
+/* The CPU's unfused steps (src/engine/infer.c) on host tensors. */
+static void cpu_step(const ebl_state_step *s, ebl_tensor *v,
+                     const ebl_tensor *g, ebl_tensor *m1, ebl_tensor *m2) {
+  ebl_tensor tmp;
+  if (s->kind == EBL_STEP_SGD) {
+    ebl_axpby(v, -s->lr, g, 1.0);
+    return;
+  }
+  if (s->kind == EBL_STEP_MOMENTUM) {
+    ebl_axpby(m1, 1.0, g, s->momentum);
+    ebl_axpby(v, -s->lr, m1, 1.0);
+    return;
+  }
+  double c1 = 1.0 - pow(s->beta1, s->t), c2 = 1.0 - pow(s->beta2, s->t);
+  ebl_tensor_empty_like(&tmp, g);
+  ebl_axpby(m1, 1.0 - s->beta1, g, s->beta1);
+  ebl_binary(EBL_MUL, &tmp, g, g);
+  ebl_axpby(m2, 1.0 - s->beta2, &tmp, s->beta2);
+  ebl_binary_scalar(EBL_MUL, &tmp, m2, 1.0 / c2);
+  ebl_unary(EBL_SQRT, &tmp, &tmp, 0, 0);
+  ebl_binary_scalar(EBL_ADD, &tmp, &tmp, s->eps);
+  ebl_binary(EBL_DIV, &tmp, m1, &tmp);
+  ebl_axpby(v, -s->lr / c1, &tmp, 1.0);
+  ebl_tensor_release(&tmp);
+}
+
+/* Three steps of each optimiser, fused on the GPU and unfused on the
+   CPU, from the same states, gradients and moments. */
+static void test_state_step(const ebl_backend *be) {
+  static const char *const names[] = {"sgd", "momentum", "adam"};
+  int64_t n = 4097;
+  for (int kind = EBL_STEP_SGD; kind <= EBL_STEP_ADAM; kind++) {
+    ebl_state_step s = {kind, 0.05, 0.9, 0.9, 0.999, 1e-8, 0};
+    ebl_tensor c[4], g[4];
+    c[0] = uniform(n, -1, 1, EBL_CPU);
+    c[1] = uniform(n, -1, 1, EBL_CPU);
+    ebl_tensor_zeros(&c[2], EBL_F32, 1, &n, EBL_CPU);
+    ebl_tensor_zeros(&c[3], EBL_F32, 1, &n, EBL_CPU);
+    for (int i = 0; i < 4; i++) g[i] = on(&c[i], EBL_CUDA);
+    int ok = 1;
+    for (s.t = 1; s.t <= 3; s.t++) {
+      ok = ok && be->state_step(&s, &g[0], &g[1], &g[2], &g[3]) == EBL_OK;
+      cpu_step(&s, &c[0], &c[1], &c[2], &c[3]);
+    }
+    CHECK(ok, "state_step %s runs (%s)", names[kind], ebl_error());
+    CHECK(max_rel(&g[0], &c[0]) < 1e-6, "state_step %s: the states",
+          names[kind]);
+    CHECK(kind == EBL_STEP_SGD || max_rel(&g[2], &c[2]) < 1e-6,
+          "state_step %s: the first moments", names[kind]);
+    CHECK(kind != EBL_STEP_ADAM || max_rel(&g[3], &c[3]) < 1e-6,
+          "state_step %s: the second moments", names[kind]);
+    release(c, 4);
+    release(g, 4);
+  }
+}
+
+/* out = 0.5 a b + 2 out on the GPU equals the CPU's. */
+static void test_gemm(void) {
+  ebl_tensor t[6];
+  int64_t sa[2] = {33, 47}, sb[2] = {47, 21}, sc[2] = {33, 21};
+  ebl_tensor_randn(&t[0], EBL_F32, 2, sa, EBL_CPU);
+  ebl_tensor_randn(&t[1], EBL_F32, 2, sb, EBL_CPU);
+  ebl_tensor_randn(&t[2], EBL_F32, 2, sc, EBL_CPU);
+  for (int i = 0; i < 3; i++) t[3 + i] = on(&t[i], EBL_CUDA);
+  CHECK(ebl_gemm(&t[5], &t[3], &t[4], 0.5, 2.0) == EBL_OK &&
+        ebl_gemm(&t[2], &t[0], &t[1], 0.5, 2.0) == EBL_OK,
+        "gemm with alpha and beta runs");
+  CHECK(max_rel(&t[5], &t[2]) < 1e-5, "gemm: 0.5 a b + 2 c");
+  release(t, 6);
+}
+
+/* A host tensor copied into a transposed view of a GPU tensor. */
+static void test_copy_into_view(void) {
+  ebl_tensor host = make(EBL_F64, 2, SHAPE(2, 3), VALUES(1, 2, 3, 4, 5, 6));
+  ebl_tensor dev, view;
+  ebl_tensor_zeros(&dev, EBL_F32, 2, SHAPE(3, 2), EBL_CUDA);
+  ebl_tensor_transpose(&view, &dev, 0, 1);
+  CHECK(ebl_copy(&view, &host) == EBL_OK, "copy into a strided view");
+  CHECK(equals(&dev, 6, VALUES(1, 4, 2, 5, 3, 6)),
+        "the view was written through its strides");
+  ebl_tensor_release(&view);
+  ebl_tensor_release(&dev);
+  ebl_tensor_release(&host);
+}
+
+/* Rounds of the same sizes: the second round reuses every block. */
+static void test_allocator(void) {
+  static const size_t sizes[] = {1, 100, 512, 513, 4096, 70000, 1 << 20,
+                                 (3 << 20) + 5, 300u << 20};
+  const int count = sizeof sizes / sizeof sizes[0];
+  ebl_cuda_memory_stats before, during, after, steady;
+  void *p[sizeof sizes / sizeof sizes[0]];
+  const ebl_backend *be = ebl_backend_for(EBL_CUDA);
+  ebl_cuda_empty_cache();
+  ebl_cuda_memory(&before);
+  for (int round = 0; round < 5; round++) {
+    int ok = 1;
+    for (int i = 0; i < count; i++) {
+      p[i] = be->alloc(sizes[i]);
+      ok = ok && p[i] != NULL;
+    }
+    if (round == 0) {
+      CHECK(ok, "the allocator gives every size");
+      ebl_cuda_memory(&during);
+    }
+    for (int i = 0; i < count; i++) be->free(p[i]);
+    if (round == 0) ebl_cuda_memory(&after);
+  }
+  ebl_cuda_memory(&steady);
+  CHECK(during.in_use >= before.in_use + (300u << 20),
+        "in use counts the blocks (%zu)", during.in_use);
+  CHECK(after.in_use == before.in_use && after.cached >= (300u << 20),
+        "freed blocks are cached");
+  CHECK(steady.device_mallocs == after.device_mallocs,
+        "no cudaMalloc in steady state (%lld, %lld)",
+        steady.device_mallocs, after.device_mallocs);
+  CHECK(steady.peak >= during.in_use, "peak keeps the highest use");
+  CHECK(ebl_cuda_empty_cache() == EBL_OK, "empty_cache");
+  ebl_cuda_memory(&after);
+  CHECK(after.cached == 0, "nothing cached after empty_cache");
+}
+
+/* 2^40 float64 elements: 8 TiB, more than any GPU holds. */
+static void test_out_of_memory(void) {
+  ebl_tensor t;
+  int64_t n = (int64_t)1 << 40;
+  ebl_status st = ebl_tensor_empty(&t, EBL_F64, 1, &n, EBL_CUDA);
+  CHECK(st == EBL_ENOMEM, "8 TiB fails with EBL_ENOMEM");
+  CHECK(strstr(ebl_error(), "cuda: out of memory allocating 8.00 TiB") ==
+        ebl_error(), "the message names the size: %s", ebl_error());
+}
+
+int main(void) {
+  if (!ebl_cuda_available()) {
+    SKIP("no GPU", "the CUDA backend (%s)", ebl_cuda_unavailable_reason());
+    return tap_done();
+  }
+  char name[256];
+  CHECK(ebl_cuda_device_name(name, sizeof name) == EBL_OK && name[0],
+        "device 0 is %s", name);
+  const ebl_backend *be = ebl_backend_for(EBL_CUDA);
+  CHECK(be && be->pred_error && be->bipc_signals && be->state_step,
+        "the CUDA table has the fused kernels");
+  ebl_manual_seed(17);
+  test_pred_error(be);
+  test_bipc(be);
+  test_state_step(be);
+  test_gemm();
+  test_copy_into_view();
+  test_allocator();
+  test_out_of_memory();
+  return tap_done();
+}
