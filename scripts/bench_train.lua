@@ -41,7 +41,8 @@ local function machine()
     end
     f:close()
   end
-  return {cpu = model, cores = cores, threads = ebl.get_num_threads()}
+  return {cpu = model, cores = cores,
+    default_threads = ebl.get_num_threads()}
 end
 
 -- Runs the runner with flags; returns its JSON summary.

@@ -222,16 +222,15 @@ local function thread_count(cfg, given)
   return free_cores()
 end
 
-local function check_device(cfg)
+-- --device cuda: tensors made from here on live on the GPU, or a clear
+-- error when there is none.
+local function use_device(cfg)
   if cfg.device ~= 'cuda' then return end
-  local ok, err = pcall(ebl.zeros, {1}, {device = 'cuda'})
-  if not ok then
-    error(('--device cuda: %s (this ebl was built without CUDA: '
-      .. 'nvcc was missing at build time); use --device cpu')
-      :format(tostring(err):gsub('^.-: ', '', 1)), 0)
+  if not (ebl.cuda and ebl.cuda.available()) then
+    error(('--device cuda: no GPU to run on (%s); use --device cpu')
+      :format(ebl.cuda and ebl.cuda.reason() or 'this ebl has no CUDA'), 0)
   end
-  error('--device cuda: the trainer runs models on the CPU only in '
-    .. 'this version; use --device cpu', 0)
+  ebl.set_default_device('cuda')
 end
 
 ---------------------------------------------------------------------
@@ -283,7 +282,7 @@ local function main(args)
     print(usage())
     return
   end
-  check_device(cfg)
+  use_device(cfg)
   energy_defaults(cfg, given)
   cfg.cores = ebl.get_num_threads()
   cfg.threads = thread_count(cfg, given)

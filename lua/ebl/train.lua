@@ -124,8 +124,16 @@ return function(ebl)
     return input
   end
 
+  -- A batch from the loader (on the host) as the input node takes it,
+  -- on the model's device.
   local function as_input(ctx, x)
+    if ctx.device ~= 'cpu' then x = x:to(ctx.device) end
     return x:reshape{x:size(1), table.unpack(ctx.input.shape)}
+  end
+
+  local function on_device(ctx, y)
+    if ctx.device ~= 'cpu' then return y:to(ctx.device) end
+    return y
   end
 
   -- The target of inference: labels, or one-hot rows for an MSE loss.
@@ -282,7 +290,7 @@ return function(ebl)
       k = k + 1
       if ctx.max_batches and k > ctx.max_batches then break end
       opt.opts.lr = ctx.base_lr * ctx.schedule(epoch, k)
-      x = as_input(ctx, x)
+      x, y = as_input(ctx, x), on_device(ctx, y)
       local logits = prediction(ctx, x)
       local energy = infer(ctx, x, y, epoch, k)
       logits = logits or m:state(ctx.output.name)
@@ -310,7 +318,7 @@ return function(ebl)
     local right, n = 0, 0
     for x, y in ctx.test_loader:epoch(1) do
       local count = y:numel()
-      local acc = ctx.m:evaluate(as_input(ctx, x), y)
+      local acc = ctx.m:evaluate(as_input(ctx, x), on_device(ctx, y))
       right = right + math.floor(acc * count + 0.5)
       n = n + count
     end
@@ -391,8 +399,10 @@ return function(ebl)
       sweep_first = energy ~= 'ep' and energy ~= 'bp', history = {},
       first_epoch = 1, quiet = opts.quiet, on_batch = opts.on_batch}
     ctx.base_lr = ctx.opt.opts.lr
+    ctx.device = m:params()[1]:device()
     ctx.classes = ebl.arange(0, numel(ctx.output.shape), 1,
-      {dtype = 'int32'}):reshape{1, numel(ctx.output.shape)}
+      {dtype = 'int32', device = ctx.device}):reshape{1,
+      numel(ctx.output.shape)}
     ctx.progress = opts.progress
     if ctx.progress == nil then
       ctx.progress = not opts.quiet and ebl.isatty(1)

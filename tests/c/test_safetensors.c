@@ -218,8 +218,8 @@ static void test_faults(void) {
                 "the shape of tensor 'a' must be an integer >= 0",
                 "a negative size");
   refuse_header("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],"
-                "\"data_offsets\":[0,1]}}", 1, "tensor 'a' has 9 dims; ebl tensors "
-                "have at most 8",
+                "\"data_offsets\":[0,1]}}", 1,
+                "tensor 'a' has 9 dims; ebl tensors have at most 8",
                 "more dims than a tensor has");
   refuse_header("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],"
                 "\"data_offsets\":[0,1,2]}}", 1, "tensor 'a': data_offsets "

@@ -112,7 +112,8 @@ describe('scripts/train.lua', function()
       lines[1])
     code, lines = run('--device cuda')
     assert.are.equal(1, code)
-    assert.truthy(lines[1]:find('--device cuda:', 1, true), lines[1])
+    assert.truthy(lines[1]:find('--device cuda: no GPU to run on (', 1,
+      true), lines[1])
   end)
 
   it('resumes in a fresh process bit for bit', function()
