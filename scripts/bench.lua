@@ -23,7 +23,9 @@ local function mlp_flops(batch, sizes, bipc)
     local mm = 2 * batch * sizes[i - 1] * sizes[i]
     if i > 2 then f = f + mm end          -- forward (x -> h1 is cached)
     if i > 2 then f = f + mm end          -- VJP into the source state
-    if bipc and i < #sizes then f = f + 2 * mm end
+    -- BiPC: edges between hidden nodes send feedback (its transpose's
+    -- forward and VJP); none into the input (no C_b) or from the output.
+    if bipc and i > 2 and i < #sizes then f = f + 2 * mm end
   end
   return f
 end
