@@ -17,17 +17,7 @@ usage: ebl scripts/figures/fig2a.lua [--flag value ...]
   --steps 20  --state-lr 0.1  --lr 1e-3  --seed 1  --threads N
   --out fig2a]]
 
-local function build(cfg, energy, ds)
-  ebl.manual_seed(cfg.seed)
-  if cfg.model == 'mlp' then
-    local n = ds.shape[1] * ds.shape[2] * ds.shape[3]
-    return ebl.model(ebl.models.mlp{sizes = {n, 256, 256, ds.num_classes}},
-      {energy = energy})
-  end
-  local g = ebl.models.skiprec_simple{width = cfg.width, size = ds.shape[2],
-    channels = ds.shape[1], classes = ds.num_classes}
-  return ebl.model(g, {energy = energy, time_steps = 5})
-end
+local build = plot.build_model
 
 -- The ratios of a model trained with energy, and the layer names.
 local function ratios(cfg, energy, ds)

@@ -92,4 +92,18 @@ function plot.main(main)
   end
 end
 
+-- The model a figure trains: the MLP 784-256-256-classes, or Table 1's
+-- simple network at cfg.width (T = 5), for dataset ds.
+function plot.build_model(cfg, energy, ds)
+  ebl.manual_seed(cfg.seed)
+  if cfg.model == 'mlp' then
+    local n = ds.shape[1] * ds.shape[2] * ds.shape[3]
+    return ebl.model(ebl.models.mlp{sizes = {n, 256, 256, ds.num_classes}},
+      {energy = energy})
+  end
+  local g = ebl.models.skiprec_simple{width = cfg.width, size = ds.shape[2],
+    channels = ds.shape[1], classes = ds.num_classes}
+  return ebl.model(g, {energy = energy, time_steps = 5})
+end
+
 return plot
