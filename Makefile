@@ -24,7 +24,7 @@ HOST_LIBS := -llua5.4 -lreadline -Wl,-E
 
 DEPS := lua5.4 liblua5.4-dev libreadline-dev lua-busted libopenblas-dev \
         libopenblas0-openmp zlib1g-dev libjpeg-dev dataset-fashion-mnist \
-        python3 python3-pexpect libdnnl-dev
+        python3 python3-pexpect libdnnl-dev gnuplot-nox
 
 CORE_SRC := $(wildcard src/*.c src/cpu/*.c src/engine/*.c src/data/*.c)
 BIND_SRC := $(wildcard src/lua/*.c)
@@ -123,12 +123,13 @@ test: deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./ebl scripts/main.lua
+	./ebl scripts/train.lua
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 	@if [ -f scripts/bench.lua ]; then ./ebl scripts/bench.lua; fi
+	./ebl scripts/bench_train.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4

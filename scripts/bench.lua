@@ -45,23 +45,22 @@ local function sgemm_rate(batch, sizes)
   return flops / t / 1e9
 end
 
-local function report(name, m, x, y, flops, rate)
-  m:infer(x, y, {steps = 5, state_lr = 0.05})
-  local iters = 50
+local function report(name, m, x, y, flops, rate, iters, reps)
+  iters, reps = iters or 50, reps or 5
+  m:infer(x, y, {steps = 1, state_lr = 0.05})
   local before = select(3, ebl.memory())
   local allocs0 = (select(4, ebl.memory()))
-  local t = best_of(5, function()
+  local t = best_of(reps, function()
     for _ = 1, iters do m:step() end
   end) / iters
   local allocs1 = (select(4, ebl.memory()))
-  local per_iter = allocs0 and allocs1 and (allocs1 - allocs0) / (5 * iters)
+  local per_iter = (allocs1 - allocs0) / (reps * iters)
   local line = ('%-34s %9.1f us/iter'):format(name, t * 1e6)
   if flops then
     line = line .. ('  %6.1f GFLOP/s (%3.0f%% of sgemm %5.1f)'):format(
       flops / t / 1e9, 100 * flops / t / 1e9 / rate, rate)
   end
-  line = line .. ('  allocations/iter %s'):format(
-    per_iter and ('%.2f'):format(per_iter) or 'n/a')
+  line = line .. ('  tensors allocated/iter %.2f'):format(per_iter)
   print(line)
   return before
 end
@@ -82,5 +81,6 @@ local ys = ebl.randint(0, 10, {32}, {dtype = 'int32'})
 for _, energy in ipairs{'pc', 'bipc'} do
   local g = ebl.models.skiprec_simple{width = 0.25}
   local m = ebl.model(g, {energy = energy, time_steps = 5})
-  report(energy .. ' skiprec simple w1/4 b32 T5', m, xs, ys)
+  report(energy .. ' skiprec simple w1/4 b32 T5', m, xs, ys, nil, nil, 2,
+    2)
 end

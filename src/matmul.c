@@ -178,7 +178,11 @@ static ebl_status run_gemm(mm_views *v, double alpha, double beta) {
   EBL_TRY(blas_ready(&v->a, &g.trans_a, &g.lda));
   EBL_TRY(blas_ready(&v->b, &g.trans_b, &g.ldb));
   blas_layout(&v->c, &tc, &ldc);
-  int64_t *off = malloc(sizeof(int64_t) * 3 * (size_t)v->count);
+  /* Offsets on the stack for small batches (the engine's loop), so that
+     a product allocates nothing. */
+  int64_t local[3 * 16];
+  int64_t *off = v->count <= 16 ? local
+               : malloc(sizeof(int64_t) * 3 * (size_t)v->count);
   if (!off) return ebl_fail(EBL_ENOMEM, "matmul: out of memory");
   batch_offsets(&v->a, v->nb, v->count, off);
   batch_offsets(&v->b, v->nb, v->count, off + v->count);
@@ -198,7 +202,8 @@ static ebl_status run_gemm(mm_views *v, double alpha, double beta) {
   g.b_off = off + v->count;
   g.c_off = off + 2 * v->count;
   ebl_status st = be->gemm(&g);
-  free(off);
+  if (off != local)
+    free(off);
   return st;
 }
 

@@ -95,12 +95,24 @@ static ebl_status out_end(const ebl_tensor *out, ebl_tensor *dense,
 /* Scratch memory of nbytes on a device (NULL for 0 bytes). */
 static ebl_status scratch(const char *fn, const ebl_backend *be,
                           size_t nbytes, void **work) {
+  /* Grow-only, per thread and backend: the same geometries come back
+     every inference iteration, which then allocates nothing. */
+  static _Thread_local struct { const ebl_backend *be; void *data;
+                                size_t size; } cache;
   *work = NULL;
   if (nbytes == 0) return EBL_OK;
-  *work = be->alloc(nbytes);
-  if (!*work)
+  if (cache.be == be && cache.size >= nbytes) {
+    *work = cache.data;
+    return EBL_OK;
+  }
+  if (cache.data != NULL) cache.be->free(cache.data);
+  cache.data = be->alloc(nbytes);
+  cache.size = cache.data ? nbytes : 0;
+  cache.be = be;
+  if (!cache.data)
     return ebl_fail(EBL_ENOMEM, "%s: cannot allocate %zu bytes of scratch",
                     fn, nbytes);
+  *work = cache.data;
   return EBL_OK;
 }
 
@@ -256,7 +268,6 @@ static ebl_status conv_run(const char *fn, int transposed, conv_kind kind,
   if (st == EBL_OK) {
     conv_kernel(be, transposed, kind, g, out->dtype, data_of(&d, 0),
                 data_of(&d, 1), data_of(&d, 2), ebl_tensor_data(&y), work);
-    be->free(work);
     st = kernel_done(be, fn, st);
   }
   free_dense(&d);

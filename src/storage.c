@@ -8,6 +8,7 @@
 static size_t live_bytes[EBL_NDEVICES];
 static size_t peak_bytes;
 static int64_t live_storages;
+static int64_t total_allocations;
 
 static const char *const dtype_names[EBL_NDTYPES] = {
   "float32", "float64", "int32", "uint8"
@@ -55,6 +56,7 @@ static void account(ebl_device device, size_t nbytes, int sign) {
   if (sign > 0) {
     __atomic_add_fetch(&live_bytes[device], nbytes, __ATOMIC_RELAXED);
     __atomic_add_fetch(&live_storages, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&total_allocations, 1, __ATOMIC_RELAXED);
     size_t now = ebl_memory_live();
     size_t peak = __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED);
     while (now > peak &&
@@ -118,4 +120,8 @@ size_t ebl_memory_peak(void) {
 
 int64_t ebl_storage_count(void) {
   return __atomic_load_n(&live_storages, __ATOMIC_RELAXED);
+}
+
+int64_t ebl_allocation_count(void) {
+  return __atomic_load_n(&total_allocations, __ATOMIC_RELAXED);
 }

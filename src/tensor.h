@@ -117,6 +117,9 @@ size_t ebl_memory_live_on(ebl_device device);
 size_t ebl_memory_peak(void);
 /* Number of live storages. */
 int64_t ebl_storage_count(void);
+/* Storages allocated since the start (for "nothing allocated per
+   iteration" checks). */
+int64_t ebl_allocation_count(void);
 
 /* ------------------------------------------------------------------ */
 /* Threads: one count shared by OpenMP loops and OpenBLAS. */

@@ -10,5 +10,6 @@ return function(ebl)
   ebl.optim = require('ebl.optim')(ebl)
   ebl.models = require('ebl.models')(ebl)
   require('ebl.data')(ebl)
+  require('ebl.train')(ebl)
   return ebl
 end

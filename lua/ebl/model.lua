@@ -10,11 +10,13 @@ return function(ebl)
                     bp = true}
   local KNOWN = {energy = true, loss = true, beta = true, time_steps = true,
     clamp = true, feedback_weight = true, feedback_from_output = true,
-    cb_weight = true, literal = true}
+    cb_weight = true, literal = true, feedback_learns = true}
 
   -- The configuration with its defaults. BiPC's defaults are the reading
-  -- that trains (docs/ENERGIES.md); literal = true gives eq. 10 as
-  -- written: feedback weight 1, feedback from the output, C_b on.
+  -- that trained best (docs/ENERGIES.md): feedback weight 0.01 for eq. 10
+  -- and 0.1 for eq. 9, no feedback from the output, no C_b; literal =
+  -- true gives the equations as written: weight 1, feedback from the
+  -- output, C_b on.
   local function config(opts)
     for k in pairs(opts) do
       if not KNOWN[k] then
@@ -35,9 +37,11 @@ return function(ebl)
     return {
       energy = energy, loss = opts.loss or 'ce', beta = opts.beta or 1,
       time_steps = opts.time_steps or 1, clamp = opts.clamp or false,
-      feedback_weight = pick(opts.feedback_weight, 0.1, 1),
+      feedback_weight = pick(opts.feedback_weight,
+        energy == 'bipc' and 0.01 or 0.1, 1),
       feedback_from_output = pick(opts.feedback_from_output, false, true),
       cb_weight = pick(opts.cb_weight, 0, 1),
+      feedback_learns = pick(opts.feedback_learns, true, true),
     }
   end
 
@@ -189,6 +193,32 @@ return function(ebl)
     return right / labels:numel()
   end
 
+  -- Fig. 2a's diagnostic: per layer (weight and bias together),
+  -- ||w|| / (lr ||dw||) at the current gradients. Returns the ratios and
+  -- the layer names, in parameter order.
+  function Model:weight_ratios(lr)
+    if type(lr) ~= 'number' or not (lr > 0) then
+      error("bad argument #1 to 'weight_ratios' (lr > 0 expected, got "
+        .. tostring(lr) .. ")", 2)
+    end
+    local grads = self:grads()
+    local w2, g2, order = {}, {}, {}
+    for i, p in ipairs(self.param_list) do
+      local key = self.groups[i]
+      if w2[key] == nil then
+        w2[key], g2[key] = 0, 0
+        order[#order + 1] = key
+      end
+      w2[key] = w2[key] + p:norm():item() ^ 2
+      g2[key] = g2[key] + grads[i]:norm():item() ^ 2
+    end
+    local ratios = {}
+    for i, key in ipairs(order) do
+      ratios[i] = math.sqrt(w2[key]) / (lr * math.sqrt(g2[key]))
+    end
+    return ratios, order
+  end
+
   -- Per-node energy and |dF/dv| of each step of the last inference run
   -- with record = true: {energy = {{...}, ...}, grad = {...}}.
   function Model:trace() return self.core:trace() end
@@ -208,12 +238,15 @@ return function(ebl)
   ebl.Model = Model
   ebl.doc(ebl.model, "model(g, {energy='pc'|'bipc'|'bipc_sq'|'ep'|'bp', "
     .. "loss='ce'|'mse', beta=1, time_steps=1, clamp=false, "
-    .. "feedback_weight=0.1, feedback_from_output=false, cb_weight=0, "
+    .. "feedback_weight=0.01 (bipc) or 0.1 (bipc_sq), "
+    .. "feedback_from_output=false, cb_weight=0, feedback_learns=true, "
     .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "
-    .. "eq. 10 as written.")
+    .. "eq. 10 (or 9) as written.")
   ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
-    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=}) "
-    .. '-> energy, steps, trace. States start from a forward sweep.')
+    .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=, "
+    .. 'param_lr=}) -> energy, steps, trace. States start from a forward '
+    .. 'sweep. param_lr > 0 runs incremental PC: an SGD step on the '
+    .. 'parameters at every iteration.')
   ebl.doc(Model.step, 'm:step() -> energy after one more iteration.')
   ebl.doc(Model.energy, 'm:energy() -> F (batch mean) at the current states.')
   ebl.doc(Model.state, 'm:state(name [, t]) -> the live state tensor.')
@@ -224,5 +257,9 @@ return function(ebl)
   ebl.doc(Model.learn, 'm:learn(opt) applies one optimiser step.')
   ebl.doc(Model.predict, 'm:predict(x) -> output of a forward sweep.')
   ebl.doc(Model.evaluate, 'm:evaluate(x, labels) -> accuracy in [0, 1].')
+  ebl.doc(Model.weight_ratios, 'm:weight_ratios(lr) -> per layer '
+    .. '||w|| / (lr ||dw||) (Fig. 2a), and the layer names.')
+  ebl.doc(Model.trace, 'm:trace() -> {energy=, grad=}: per step of the '
+    .. 'last infer with record=true, per node: energy and |dF/dv|.')
   return Model
 end

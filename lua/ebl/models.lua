@@ -18,21 +18,61 @@ return function(ebl)
     return nn[name or 'tanh']()
   end
 
-  -- mlp{sizes={784, 256, 256, 10}, act='tanh', dtype=}: a chain of
-  -- linear layers, the activation on every hidden node, the output
-  -- linear (its state the logits).
+  -- mlp{sizes={784, 256, 256, 10}, act='tanh', dtype=, act_on='edge'}:
+  -- a chain of linear layers, the activation on every hidden node, the
+  -- output linear (its state the logits). act_on='node' puts the
+  -- activation in the hidden nodes instead of the edges, leaving every
+  -- edge linear, as EP needs.
   function models.mlp(opts)
+    opts = opts or {}
     local sizes = opts.sizes or {784, 256, 256, 10}
+    local on_node = opts.act_on == 'node'
     local g = ebl.graph()
     local prev = g:node{name = 'x', shape = {sizes[1]}, role = 'input'}
     for i = 2, #sizes do
       local last = i == #sizes
       local node = g:node{name = last and 'y' or ('h' .. (i - 1)),
-        shape = {sizes[i]}, role = last and 'output' or nil}
+        shape = {sizes[i]}, role = last and 'output' or nil,
+        activation = on_node and not last and (opts.act or 'tanh') or nil}
       local lin = nn.linear(sizes[i - 1], sizes[i], {dtype = opts.dtype})
-      g:edge(prev, node, last and lin or nn.chain(lin, act(opts.act)))
+      local plain = last or on_node
+      g:edge(prev, node, plain and lin or nn.chain(lin, act(opts.act)))
       prev = node
     end
+    return g
+  end
+
+  -- A small VGG-style network: per block two 3x3 convolutions (padding
+  -- 1) with the activation, 2x2 max pooling after the second; then a
+  -- fully connected hidden layer and the output. One node per layer.
+  function models.cnn(opts)
+    opts = opts or {}
+    local w, size = opts.width, opts.size or 28
+    local c = opts.channels or 1
+    local g = ebl.graph()
+    local prev = g:node{name = 'x', shape = {c, size, size}, role = 'input'}
+    for b, channels in ipairs(opts.blocks or {32, 64}) do
+      local c_out = scaled(channels, w)
+      for j = 1, 2 do
+        local conv = conv3(c, c_out, opts)
+        local chain = j == 2
+          and nn.chain(conv, act(opts.act), nn.max_pool2d(2))
+          or nn.chain(conv, act(opts.act))
+        if j == 2 then size = size // 2 end
+        local node = g:node{name = ('c%d_%d'):format(b, j),
+          shape = {c_out, size, size}}
+        g:edge(prev, node, chain)
+        prev, c = node, c_out
+      end
+    end
+    local hidden = scaled(opts.hidden or 128, w)
+    local fc = g:node{name = 'fc', shape = {hidden}}
+    g:edge(prev, fc, nn.chain(nn.flatten(),
+      nn.linear(c * size * size, hidden, {dtype = opts.dtype}),
+      act(opts.act)))
+    local classes = opts.classes or 10
+    local y = g:node{name = 'y', shape = {classes}, role = 'output'}
+    g:edge(fc, y, nn.linear(hidden, classes, {dtype = opts.dtype}))
     return g
   end
 
@@ -79,7 +119,8 @@ return function(ebl)
   -- The simple skip-connection recurrent network: nodes 1..6 with one
   -- state each; node i feeds i+1 (forward), i+2 (skip, from node 2 on)
   -- and itself at the next time step (recurrent, nodes 2..6); node 7
-  -- reads node 6 out through a fully connected layer.
+  -- reads node 6 out through a fully connected layer. recurrent=false
+  -- and skip=false leave those edges out (the variants of Fig. 4).
   local SIMPLE = {64, 128, 256, 512, 200, 32}
 
   function models.skiprec_simple(opts)
@@ -97,11 +138,11 @@ return function(ebl)
     end
     for i = 1, #SIMPLE do
       g:edge(nodes[i - 1], nodes[i], conv3(ch[i - 1], ch[i], opts))
-      if i >= 2 then
+      if i >= 2 and opts.recurrent ~= false then
         g:edge(nodes[i], nodes[i], conv3(ch[i], ch[i], opts),
           {kind = 'recurrent'})
       end
-      if i >= 2 and i + 2 <= #SIMPLE then
+      if i >= 2 and i + 2 <= #SIMPLE and opts.skip ~= false then
         g:edge(nodes[i], nodes[i + 2], conv3(ch[i], ch[i + 2], opts),
           {kind = 'skip'})
       end
@@ -170,11 +211,17 @@ return function(ebl)
   end
 
   local docs = {
-    mlp = "mlp{sizes={784, 256, 256, 10}, act='tanh'} -> graph",
+    mlp = "mlp{sizes={784, 256, 256, 10}, act='tanh', act_on='edge'} -> "
+      .. "graph; act_on='node' leaves every edge linear (for EP)",
+    cnn = "cnn{channels=1, size=28, classes=10, blocks={32, 64}, "
+      .. "hidden=128, width=1, act='tanh'} -> a small VGG-style network: "
+      .. 'two 3x3 convolutions per block, 2x2 max pooling after each '
+      .. 'block, one hidden fully connected layer',
     hierarchical = 'hierarchical{width=1, size=32, channels=3, '
       .. 'classes=10} -> the hierarchical feedforward network of Table 1',
     skiprec_simple = 'skiprec_simple{width=1, size=32, channels=3, '
-      .. 'classes=10} -> the simple skip-connection recurrent network '
+      .. 'classes=10, recurrent=true, skip=true} -> the simple '
+      .. 'skip-connection recurrent network '
       .. '(use time_steps=5 in ebl.model, as the paper)',
     skiprec_complex = 'skiprec_complex{width=1, ...} -> the complex '
       .. 'version: two states per node joined by internal edges',

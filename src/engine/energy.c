@@ -14,9 +14,17 @@ static int is_bipc(const ebl_model *m) {
          m->cfg.energy == EBL_ENERGY_BIPC_SQ;
 }
 
-static ebl_status sum_squares(const ebl_tensor *t, double *out) {
+/* A full reduction into the model's 0-dim scratch: no allocation. */
+static ebl_status reduce_all(ebl_model *m, ebl_reduce_op op,
+                             const ebl_tensor *t, double p, double *out) {
+  TRY(ebl_reduce(op, &m->scalar, t, EBL_DIM_ALL, 0, p));
+  return ebl_tensor_item(&m->scalar, out);
+}
+
+static ebl_status sum_squares(ebl_model *m, const ebl_tensor *t,
+                              double *out) {
   double norm;
-  TRY(ebl_reduce_all(EBL_NORM, t, 2.0, &norm));
+  TRY(reduce_all(m, EBL_NORM, t, 2.0, &norm));
   *out = norm * norm;
   return EBL_OK;
 }
@@ -57,8 +65,11 @@ static ebl_status predict_slot(ebl_model *m, int node, int t,
     if (!(skip_cached && ed->src == m->input))
       TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
     const ebl_tensor *out = &b->act[ed->nops];
-    TRY(terms++ == 0 ? ebl_copy(&m->pre[s], out)
-                     : ebl_binary(EBL_ADD, &m->pre[s], &m->pre[s], out));
+    if (m->has_f[s] == 1 && m->cfg.energy != EBL_ENERGY_EP)
+      terms++;              /* pre is a view of this output */
+    else
+      TRY(terms++ == 0 ? ebl_copy(&m->pre[s], out)
+                       : ebl_binary(EBL_ADD, &m->pre[s], &m->pre[s], out));
   }
   const ebl_node *n = &m->nodes[node];
   if (terms > 0 && n->has_act)
@@ -112,13 +123,22 @@ static ebl_status feedback(ebl_model *m) {
 /* ---------------------------------------------------------------- */
 /* PC and BiPC: energy and error signals                             */
 
-/* The output cost C (batch mean) and cost_grad = per-sample dC/dv. */
+/* The output cost C (batch mean) and cost_grad = per-sample dC/dv. The
+   backend's kernel is called directly: the buffers are dense and the
+   labels were checked once per batch (ebl_model_set_batch). */
 static ebl_status output_cost(ebl_model *m, double *cost) {
   const ebl_tensor *out = &m->v[slot_of(m, m->output, m->T - 1)];
+  const ebl_backend *be;
+  TRY(ebl_backend_of("model", out, &be));
+  int n = (int)m->batch, k = (int)(ebl_tensor_numel(out) / m->batch);
+  const void *x = ebl_tensor_data(out), *t = ebl_tensor_data(&m->target);
+  void *g = ebl_tensor_data(&m->cost_grad);
+  int labels = !ebl_dtype_is_float(m->target.dtype);
   if (m->cfg.loss == EBL_LOSS_CE)
-    TRY(ebl_cross_entropy(cost, out, &m->target, &m->cost_grad));
+    *cost = be->cross_entropy(m->dtype, n, k, x, labels ? t : NULL,
+                              labels ? NULL : t, g);
   else
-    TRY(ebl_mse_loss(cost, out, &m->target, &m->cost_grad));
+    *cost = be->mse_loss(m->dtype, n, k, x, t, g);
   return ebl_binary_scalar(EBL_MUL, &m->cost_grad, &m->cost_grad,
                            (double)m->batch);
 }
@@ -157,14 +177,14 @@ static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
     if (k == 0)
       return EBL_OK;
     double cb = m->cfg.cb_weight;
-    TRY(sum_squares(&m->err_b[s], &eb));
+    TRY(sum_squares(m, &m->err_b[s], &eb));
     *e += 0.5 * cb * eb;
     return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
   }
   int bipc = k > 0 && m->cfg.energy == EBL_ENERGY_BIPC, fused;
   TRY(bipc ? fused_bipc_signals(m, s, &ef, &fused)
            : fused_pred_error(m, s, node, &ef, &fused));
-  if (!fused)
+  if (!fused && m->sig[s].storage != m->err[s].storage)
     TRY(ebl_copy(&m->sig[s], &m->err[s]));
   if (bipc && !fused) {
     TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
@@ -172,11 +192,11 @@ static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
   } else if (k > 0 && !bipc) {
     TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
                           lambda * lambda));
-    TRY(sum_squares(&m->err_b[s], &eb));
+    TRY(sum_squares(m, &m->err_b[s], &eb));
     eb *= lambda * lambda;
   }
   if (!fused)
-    TRY(sum_squares(&m->sig[s], &ef));
+    TRY(sum_squares(m, &m->sig[s], &ef));
   *e += 0.5 * (ef + eb);
   return EBL_OK;
 }
@@ -272,9 +292,10 @@ static ebl_status pc_backward(ebl_model *m, double state_scale,
     for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
       int s = slot_of(m, ed->src, t);
       double share = 1.0 / m->k_b[s];
+      double learn = m->cfg.fb_learns ? param_scale * share : 0.0;
       TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
                     &m->sig_b[s], ed->dst, t + ed->delay,
-                    state_scale * share, -param_scale * share));
+                    state_scale * share, -learn));
     }
   }
   return EBL_OK;
@@ -335,7 +356,7 @@ static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
   for (int i = 0; i < m->nnodes; i++) {
     if (i == m->input)
       continue;
-    TRY(sum_squares(&m->v[slot_of(m, i, 0)], &part));
+    TRY(sum_squares(m, &m->v[slot_of(m, i, 0)], &part));
     total += 0.5 * part;
     record_node(m, i, 0.5 * part);
   }
@@ -346,7 +367,7 @@ static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
     TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
     TRY(ebl_binary(EBL_MUL, &m->tmp[d], ep_rho(m, ed->dst),
                    &b->act[ed->nops]));
-    TRY(ebl_reduce_all(EBL_SUM, &m->tmp[d], 0.0, &part));
+    TRY(reduce_all(m, EBL_SUM, &m->tmp[d], 0.0, &part));
     total -= part;
     record_node(m, ed->dst, -part);
   }

@@ -125,7 +125,8 @@ static ebl_status record_grads(ebl_model *m) {
     if (node == m->input)
       continue;
     double norm;
-    TRY(ebl_reduce_all(EBL_NORM, &m->grad[s], 2.0, &norm));
+    TRY(ebl_reduce(EBL_NORM, &m->scalar, &m->grad[s], EBL_DIM_ALL, 0, 2.0));
+    TRY(ebl_tensor_item(&m->scalar, &norm));
     m->node_grad[m->rows * m->nnodes + node] +=
       norm / sqrt((double)m->batch);
   }
@@ -146,6 +147,18 @@ static ebl_status numeric_failure(ebl_model *m, int step) {
                   "step %d", step);
 }
 
+/* Incremental PC: the parameters take an SGD step at every iteration,
+   so the chains from the input are recomputed from then on. */
+static ebl_status incremental_step(ebl_model *m, const ebl_infer_opts *o,
+                                   double beta) {
+  m->inputs_cached = 0;
+  TRY(ebl_energy_param_grads(m, beta));
+  for (int i = 0; i < m->params.count; i++)
+    TRY(ebl_axpby(&m->params.value[i], -o->param_lr, &m->params.grad[i],
+                  1.0));
+  return EBL_OK;
+}
+
 /* ---------------------------------------------------------------- */
 /* The loop                                                          */
 
@@ -164,9 +177,9 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
   double f_prev;
   TRY(reset_optimiser(m));
   TRY(eval_row(m, beta, &f_prev));
-  /* Inputs and weights are fixed from here on: the chains that read
-     the input keep their outputs. */
-  m->inputs_cached = 1;
+  /* Inputs and weights are fixed from here on (unless incremental):
+     the chains that read the input keep their outputs. */
+  m->inputs_cached = o->param_lr <= 0;
   int k = 0;
   while (k < o->steps) {
     if (ebl_interrupted())
@@ -174,6 +187,8 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
     TRY(ebl_energy_state_grads(m, beta));
     TRY(record_grads(m));
     TRY(update_states(m, o));
+    if (o->param_lr > 0)
+      TRY(incremental_step(m, o, beta));
     k++;
     m->rows++;
     double f;

@@ -44,13 +44,14 @@ struct ebl_model {
   ebl_tensor *tmp;            /* scratch of a slot's shape */
   ebl_tensor *mom1, *mom2;    /* state optimiser moments */
   ebl_tensor *v_free;         /* EP: the free fixed point */
-  int *has_f;                 /* slot has a forward prediction */
+  int *has_f;                 /* number of forward terms of a slot */
   int *k_b;                   /* number of feedback terms of a slot */
   ebl_chain_buf *fwd;         /* edge e at time t: [e * T + t] */
   ebl_chain_buf *fbk;
   ebl_tensor target;          /* labels (I32) or values */
   int have_target;
   ebl_tensor cost_grad;       /* per-sample dC/d(output state) */
+  ebl_tensor scalar;          /* 0-dim result of reductions */
   ebl_tensor *ep_grad;        /* EP: gradients of the + phase */
   int inputs_cached;          /* chains from the input are up to date */
   int states_ready;

@@ -269,7 +269,8 @@ static void infer_rho(ebl_model *m, ebl_node *node, int index) {
 /* The feedback chain of an edge: its transpose, then src's rho. */
 static ebl_status build_feedback(ebl_model *m, ebl_edge *e) {
   int sends = e->kind != EBL_EDGE_SKIP &&
-              (m->cfg.fb_from_output || e->dst != m->output);
+              (m->cfg.fb_from_output || e->dst != m->output) &&
+              (m->cfg.cb_weight != 0.0 || e->src != m->input);
   if (!sends)
     return EBL_OK;
   e->fb = malloc(sizeof *e->fb * (size_t)(e->nops + 1));
@@ -387,6 +388,7 @@ static void free_batch(ebl_model *m) {
   ebl_tensor_release(&m->x);
   ebl_tensor_release(&m->target);
   ebl_tensor_release(&m->cost_grad);
+  ebl_tensor_release(&m->scalar);
   m->batch = 0;
   m->states_ready = m->inputs_cached = m->grads_ready = 0;
 }
@@ -456,11 +458,34 @@ static void count_terms(ebl_model *m) {
     const ebl_edge *ed = &m->edges[e];
     for (int t = 0; t < m->T; t++) {
       if (t - ed->delay >= 0)
-        m->has_f[slot_of(m, ed->dst, t)] = 1;
+        m->has_f[slot_of(m, ed->dst, t)]++;
       if (ed->nfb > 0 && t + ed->delay < m->T)
         m->k_b[slot_of(m, ed->src, t)]++;
     }
   }
+}
+
+/* Where a slot has one forward term, its sum is that chain's output:
+   pre becomes a view of it, and PC's signal is its error itself. */
+static ebl_status share_buffers(ebl_model *m) {
+  if (m->cfg.energy == EBL_ENERGY_EP)
+    return EBL_OK;
+  for (int e = 0; e < m->nedges; e++) {
+    const ebl_edge *ed = &m->edges[e];
+    for (int t = ed->delay; t < m->T; t++) {
+      int s = slot_of(m, ed->dst, t);
+      if (m->has_f[s] != 1)
+        continue;
+      ebl_tensor_release(&m->pre[s]);
+      ebl_tensor_view(&m->pre[s], &m->fwd[e * m->T + t].act[ed->nops]);
+    }
+  }
+  for (int s = 0; m->cfg.energy == EBL_ENERGY_PC &&
+                  s < m->nnodes * m->T; s++) {
+    ebl_tensor_release(&m->sig[s]);
+    ebl_tensor_view(&m->sig[s], &m->err[s]);
+  }
+  return EBL_OK;
 }
 
 ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
@@ -483,6 +508,8 @@ ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
     s = alloc_chains(m);
   if (s == EBL_OK)
     s = node_tensor(m, &m->cost_grad, &m->nodes[m->output]);
+  if (s == EBL_OK)
+    s = ebl_tensor_zeros(&m->scalar, dtype, 0, NULL, device);
   for (int i = 0; s == EBL_OK && i < m->params.count; i++)
     s = ebl_tensor_zeros_like(&m->ep_grad[i], &m->params.value[i]);
   if (s != EBL_OK) {
@@ -490,7 +517,7 @@ ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
     return s;
   }
   count_terms(m);
-  return EBL_OK;
+  return share_buffers(m);
 }
 
 /* Checks that t is (n, node shape); what names the tensor. */
@@ -509,6 +536,16 @@ static ebl_status check_batch(const ebl_model *m, const ebl_tensor *t,
   return EBL_OK;
 }
 
+/* A contiguous copy of t in dtype, owned by the model. */
+static ebl_status dense_copy(ebl_tensor *res, const ebl_tensor *t,
+                             ebl_dtype dtype) {
+  ebl_tensor cast = {0};
+  TRY(ebl_to_dtype(&cast, t, dtype));
+  ebl_status s = ebl_tensor_clone(res, &cast);
+  ebl_tensor_release(&cast);
+  return s;
+}
+
 /* Labels (n) of an integer dtype, or values shaped like the output. */
 static ebl_status set_target(ebl_model *m, const ebl_tensor *target) {
   ebl_tensor_release(&m->target);
@@ -523,13 +560,20 @@ static ebl_status set_target(ebl_model *m, const ebl_tensor *target) {
     if (m->cfg.loss != EBL_LOSS_CE && !m->cfg.clamp_output)
       return ebl_fail(EBL_EARG, "model: integer labels need loss 'ce'; "
                       "give one-hot targets for 'mse'");
-    TRY(ebl_to_dtype(&m->target, target, EBL_I32));
+    TRY(dense_copy(&m->target, target, EBL_I32));
+    double lo, hi;
+    int k = (int)out->shape[0];
+    TRY(ebl_reduce_all(EBL_MIN, &m->target, 0.0, &lo));
+    TRY(ebl_reduce_all(EBL_MAX, &m->target, 0.0, &hi));
+    if (out->ndim != 1 || lo < 0 || hi >= k)
+      return ebl_fail(EBL_EARG, "model: label %g out of range 0..%d for "
+                      "output '%s'", lo < 0 ? lo : hi, k - 1, out->name);
   } else {
     TRY(check_batch(m, target, out, "target"));
     if (target->shape[0] != m->batch)
       return ebl_fail(EBL_EARG, "model: target has %lld rows, x has %lld",
                       (long long)target->shape[0], (long long)m->batch);
-    TRY(ebl_to_dtype(&m->target, target, m->dtype));
+    TRY(dense_copy(&m->target, target, m->dtype));
   }
   m->have_target = 1;
   return EBL_OK;

@@ -61,6 +61,7 @@ typedef struct ebl_model_config {
   double fb_weight;       /* BiPC: weight lambda of the feedback error */
   int fb_from_output;     /* BiPC: edges into the output send feedback */
   double cb_weight;       /* BiPC: weight of C_b, the input's rebuild */
+  int fb_learns;          /* BiPC: feedback errors reach the weights */
 } ebl_model_config;
 
 /* Settings of one inference. */
@@ -73,6 +74,8 @@ typedef struct ebl_infer_opts {
   double momentum;        /* MOMENTUM */
   double beta1, beta2, eps;  /* ADAM */
   int record;             /* keep per-node energy and |dF/dv| per step */
+  double param_lr;        /* > 0: incremental PC, SGD on the parameters
+                             at every step with this rate */
   int check_every;        /* NaN / Inf check period (iterations) */
 } ebl_infer_opts;
 

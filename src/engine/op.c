@@ -408,6 +408,8 @@ ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
                          const ebl_params *p, const ebl_tensor *dy,
                          const ebl_tensor *dx, double grad_scale) {
   const ebl_tensor *cot = dy;
+  if (dx == NULL && grad_scale == 0.0)
+    return EBL_OK;
   for (int i = n - 1; i >= 0; i--) {
     const ebl_tensor *out = i > 0 ? &b->cot[i] : dx;
     if (out == NULL && !(ops[i].weight >= 0 && grad_scale != 0.0))

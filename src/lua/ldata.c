@@ -284,14 +284,7 @@ static const ebl_func_doc data_funcs[] = {
 
 /* Adds ebl.data to the ebl table at the top of the stack. */
 void ebl_open_data(lua_State *L) {
-  luaL_newmetatable(L, LOADER_MT);
-  luaL_newlib(L, core_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  ebl_new_class(L, LOADER_MT, core_methods, l_close);
   lua_newtable(L);
   ebl_set_funcs(L, data_funcs);
   lua_setfield(L, -2, "data");

@@ -27,6 +27,19 @@ static void preload_embedded(lua_State *L) {
   lua_pop(L, 1);
 }
 
+void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}
+
 int ebl_raise(lua_State *L) {
   return luaL_error(L, "%s", ebl_error());
 }
@@ -51,6 +64,7 @@ int luaopen_ebl(lua_State *L) {
   ebl_open_cuda(L);
   ebl_open_model(L);
   ebl_open_data(L);
+  ebl_open_safetensors(L);
 
   /* The Lua half of the module extends the table in place. */
   lua_getglobal(L, "require");

@@ -26,6 +26,8 @@ void ebl_open_cuda(lua_State *L);
 void ebl_open_model(lua_State *L);
 /* ebl.data: dataset readers and the batch loader (src/lua/ldata.c). */
 void ebl_open_data(lua_State *L);
+/* ebl.save, ebl.load: safetensors files (src/lua/lsafetensors.c). */
+void ebl_open_safetensors(lua_State *L);
 
 /* Registers text as the help of the value at index idx. */
 void ebl_help_set(lua_State *L, int idx, const char *text);
@@ -38,6 +40,11 @@ typedef struct ebl_func_doc {
   const char *help;
 } ebl_func_doc;
 void ebl_set_funcs(lua_State *L, const ebl_func_doc *funcs);
+
+/* Registers the metatable `name` for a userdata class: methods as its
+   __index, close as both __gc and __close. Leaves the stack as it was. */
+void ebl_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction close);
 
 /* Raises the last core error (ebl_error()) as a Lua error. */
 int ebl_raise(lua_State *L);

@@ -150,7 +150,9 @@ static void read_config(lua_State *L, int idx, ebl_model_config *c) {
   c->clamp_output = lua_toboolean(L, -1);
   lua_getfield(L, idx, "feedback_from_output");
   c->fb_from_output = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, idx, "feedback_learns");
+  c->fb_learns = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 3);
 }
 
 static void read_node(lua_State *L, int idx, ebl_node *n) {
@@ -254,7 +256,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
                             ebl_infer_opts *o) {
   static const char *const known[] = {"steps", "state_lr", "tol", "beta",
     "state_optim", "momentum", "beta1", "beta2", "eps", "record",
-    "check_every", NULL};
+    "check_every", "param_lr", NULL};
   static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
   ebl_checkopts(L, arg, known);
   o->beta = ebl_optnum(L, arg, "beta", ebl_model_config_of(m)->beta);
@@ -267,6 +269,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->eps = ebl_optnum(L, arg, "eps", 1e-8);
   o->record = ebl_optbool(L, arg, "record", 0);
   o->check_every = (int)ebl_optint(L, arg, "check_every", 1);
+  o->param_lr = ebl_optnum(L, arg, "param_lr", 0.0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
       lua_getfield(L, arg, "state_optim") != LUA_TNIL)
@@ -462,13 +465,6 @@ static const ebl_func_doc model_funcs[] = {
 };
 
 void ebl_open_model(lua_State *L) {
-  luaL_newmetatable(L, MODEL_MT);
-  luaL_newlib(L, core_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  ebl_new_class(L, MODEL_MT, core_methods, l_close);
   ebl_set_funcs(L, model_funcs);
 }

@@ -179,7 +179,8 @@ static int l_memory(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ebl_memory_live());
   lua_pushinteger(L, (lua_Integer)ebl_memory_peak());
   lua_pushinteger(L, (lua_Integer)ebl_storage_count());
-  return 3;
+  lua_pushinteger(L, (lua_Integer)ebl_allocation_count());
+  return 4;
 }
 
 /* ebl.set_num_threads(n) */
@@ -205,8 +206,9 @@ static int l_get_num_threads(lua_State *L) {
 
 static const ebl_func_doc FUNCS[] = {
   {"memory", l_memory,
-   "memory() -> live, peak, count: bytes held by live tensor storages, "
-   "the highest such value so far, and the number of live storages. "
+   "memory() -> live, peak, count, allocations: bytes held by live "
+   "tensor storages, the highest such value so far, the number of live "
+   "storages and the number of storages ever allocated. "
    "Views share storage and add nothing.\n"
    "Example: local before = ebl.memory(); local t = ebl.zeros{1024}; "
    "print(ebl.memory() - before)  --> 4096"},

@@ -234,3 +234,62 @@ describe('bp', function()
       end
     end)
 end)
+
+describe('incremental PC', function()
+  it('updates the parameters at every step by -param_lr * dF/dtheta',
+    function()
+      local m = mlp('pc')
+      local xb, yb = batch(4, {3}), labels(4, 2)
+      -- One step by hand: gradients at the relaxed states of step 1.
+      local w0 = m:params()[3]:clone()
+      m:infer(xb, yb, {steps = 1, state_lr = 0.1, param_lr = 0.5})
+      local w1 = m:params()[3]:clone()
+      assert.is_true((w1 - w0):norm():item() > 1e-3)
+      -- The same run without the option leaves the parameters alone.
+      local n = mlp('pc')
+      n:infer(xb, yb, {steps = 1, state_lr = 0.1})
+      assert.are.equal(0, (n:params()[3] - w0):norm():item())
+      -- And the step taken is exactly -param_lr * dF/dtheta at the
+      -- states after the state update.
+      local g = n:grads()[3]
+      assert.is_true(((w0 - g * 0.5) - w1):norm():item() < 1e-12)
+    end)
+end)
+
+describe('diagnostics', function()
+  it('weight_ratios follow ||w|| / (lr ||dw||) per layer', function()
+    local m = mlp('pc')
+    m:infer(batch(4, {3}), labels(4, 2), {steps = 5, state_lr = 0.1})
+    local ratios, names = m:weight_ratios(0.01)
+    assert.are.same({'x->h.1', 'h->y.1'}, names)
+    local p, g = m:params(), m:grads()
+    local w = math.sqrt(p[3]:norm():item() ^ 2 + p[4]:norm():item() ^ 2)
+    local d = math.sqrt(g[3]:norm():item() ^ 2 + g[4]:norm():item() ^ 2)
+    assert.is_true(math.abs(ratios[2] - w / (0.01 * d)) < 1e-9 * ratios[2])
+  end)
+
+  it('trace records per-node energy and |dF/dv| at every step', function()
+    local m = mlp('pc')
+    local e, steps, trace = m:infer(batch(4, {3}), labels(4, 2),
+      {steps = 6, state_lr = 0.1, tol = 0, record = true})
+    local t = m:trace()
+    assert.are.equal(steps + 1, #t.energy)
+    assert.are.equal(steps + 1, #trace)
+    -- Node energies sum to F minus beta C: the cost is at the output.
+    local last = t.energy[#t.energy]
+    assert.are.equal(0, last[1])
+    assert.is_true(last[2] > 0 and last[3] > 0)
+    assert.is_true(e > last[2] + last[3])
+    assert.are.equal(0, t.grad[1][1])
+    assert.is_true(t.grad[1][3] > 0)
+  end)
+
+  it('a NaN stops inference naming the node and the step', function()
+    local m = mlp('pc')
+    local w = m:params()[1]
+    w[1][1] = 0 / 0
+    assert.has_error(function()
+      m:infer(batch(4, {3}), labels(4, 2), {steps = 5, state_lr = 0.1})
+    end, "infer: the state of node 'h' became NaN or Inf at step 1")
+  end)
+end)
