@@ -45,6 +45,7 @@ BENCHES := $(BENCH_SRC:bench/%.c=build/bench/%)
 CUDA_LIB ?= $(CUDA)/lib64
 CUDNN_INC ?= $(CUDA)/include
 CUDNN_LIB ?= $(CUDA_LIB)
+CUDNN_LIBS ?= -lcudnn
 NVCC_FLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
 GPU_OBJ := $(patsubst %.cu,build/%.o,$(wildcard gpu/*.cu)) \
@@ -79,7 +80,7 @@ build/gpu/%.o: gpu/%.cu
 build/ebl_cuda.so: $(GPU_OBJ)
 	$(CC) -shared -o $@ $^ -L$(CUDA_LIB) -L$(CUDNN_LIB) \
 	  -Wl,-rpath,$(CUDA_LIB) -Wl,-rpath,$(CUDNN_LIB) \
-	  -lcudnn -lcublas -lcudart -pthread -lm
+	  $(CUDNN_LIBS) -lcublas -lcudart -pthread -lm
 
 build/embedded.c: scripts/embed.lua $(LUA_LIB)
 	@mkdir -p build

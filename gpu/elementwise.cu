@@ -340,7 +340,8 @@ __global__ void nd_kernel(Op op, ebl_gpu_iter it) {
       I size = (I)it.shape[d];
       int64_t idx = (int64_t)(rest % size);
       rest /= size;
-      for (int k = 0; k < it.nops; k++) off[k] += idx * it.stride[k][d];
+#pragma unroll
+      for (int k = 0; k < EBL_GPU_OPS; k++) off[k] += idx * it.stride[k][d];
     }
     op.store(off, op.load(off));
   }

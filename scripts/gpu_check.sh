@@ -29,8 +29,38 @@ else
   echo "nvidia-smi not found" | tee "$logs/gpu.txt"
 fi
 
+# cuDNN from the toolkit, else from Python's nvidia-cudnn wheel (its
+# library has only a versioned name).
+cuda=${CUDA:-/usr/local/cuda}
+cudnn=()
+if [ ! -f "$cuda/include/cudnn.h" ]; then
+  dir=$(python3 -c 'import nvidia.cudnn, os
+print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+  lib=$(ls "$dir"/lib/libcudnn.so.* 2>/dev/null | head -1)
+  if [ -n "$dir" ] && [ -f "$dir/include/cudnn.h" ] && [ -n "$lib" ]; then
+    cudnn=(CUDNN_INC="$dir/include" CUDNN_LIB="$dir/lib"
+           CUDNN_LIBS="-l:$(basename "$lib")")
+    echo "cuDNN from $dir"
+  fi
+fi
+
+# What the CPU build needs (Makefile's DEPS); make deps installs it
+# where a package registry can be reached.
+missing=""
+for h in /usr/include/lua5.4/lua.h /usr/include/readline/readline.h \
+         /usr/include/zlib.h /usr/include/jpeglib.h \
+         /usr/include/dnnl.h; do
+  [ -f "$h" ] || missing="$missing $h"
+done
+[ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0 ] ||
+  missing="$missing openblas-openmp"
+if [ -n "$missing" ]; then
+  echo "gpu_check: missing for the build:$missing (run make deps)"
+  exit 1
+fi
+
 step "build (make all build/bench/bench_cuda)"
-if ! timeout 200 make -j"$(nproc)" all build/bench/bench_cuda \
+if ! timeout 200 make -j"$(nproc)" "${cudnn[@]}" all build/bench/bench_cuda \
     >"$logs/build.log" 2>&1; then
   tail -30 "$logs/build.log"
   echo "gpu_check: the build failed (see $logs/build.log)"

@@ -147,14 +147,23 @@ static ebl_status output_cost(ebl_model *m, double *cost) {
 /* Fused kernels of a device backend (CUDA); the CPU has none and     */
 /* keeps the unfused steps. *done tells whether the kernel ran.       */
 
-/* sig = v - mu (= e_f bit for bit) and ef = ||e_f||^2 in one pass. */
+/* PC on a device whose backend fuses the prediction error: pc_eval
+   leaves e_f = v - mu to fused_pred_error, which also gives its energy. */
+static int pc_error_fused(const ebl_model *m) {
+  const ebl_backend *be = ebl_backend_for(m->device);
+  return m->cfg.energy == EBL_ENERGY_PC && be != NULL &&
+         be->pred_error != NULL;
+}
+
+/* PC: e_f = v - mu (sig is a view of it) and ef = ||e_f||^2 in one
+   pass. */
 static ebl_status fused_pred_error(ebl_model *m, int s, int node,
                                    double *ef, int *done) {
-  const ebl_backend *be = ebl_backend_for(m->device);
-  *done = be != NULL && be->pred_error != NULL && m->has_f[s];
+  *done = pc_error_fused(m) && m->has_f[s];
   if (!*done)
     return EBL_OK;
-  return be->pred_error(&m->sig[s], &m->v[s], prediction(m, s, node), ef);
+  return ebl_backend_for(m->device)->pred_error(
+    &m->err[s], &m->v[s], prediction(m, s, node), ef);
 }
 
 /* BiPC: sig = e_f + lambda e_b, sig_b = lambda sig, ef = ||sig||^2. */
@@ -214,7 +223,7 @@ static ebl_status pc_eval(ebl_model *m, double beta, double *energy) {
     if (node == m->input)
       continue;
     TRY(predict_slot(m, node, t, m->inputs_cached));
-    if (m->has_f[s])
+    if (m->has_f[s] && !pc_error_fused(m))
       TRY(ebl_binary(EBL_SUB, &m->err[s], &m->v[s],
                      prediction(m, s, node)));
   }

@@ -162,14 +162,15 @@ static int l_matmul(lua_State *L) {
 }
 
 /* The operand of where at arg: a tensor, or a number as a 0-dim tensor
-   of dtype (pushed; it lives on the stack). */
-static ebl_tensor *where_operand(lua_State *L, int arg, ebl_dtype dtype) {
+   of dtype on the condition's device (pushed; it lives on the stack). */
+static ebl_tensor *where_operand(lua_State *L, int arg, ebl_dtype dtype,
+                                 ebl_device device) {
   ebl_tensor *t = tensor_or_number(L, arg);
   if (t != NULL)
     return t;
   t = ebl_pushnew(L);
   ebl_finish(L, ebl_tensor_full(t, dtype, 0, NULL, lua_tonumber(L, arg),
-                                EBL_CPU));
+                                device));
   return t;
 }
 
@@ -178,8 +179,8 @@ static int l_where(lua_State *L) {
   ebl_tensor *cond = ebl_checktensor(L, 1);
   ebl_tensor *a = tensor_or_number(L, 2), *b = tensor_or_number(L, 3);
   ebl_dtype dtype = a != NULL ? a->dtype : b != NULL ? b->dtype : EBL_F32;
-  a = where_operand(L, 2, dtype);
-  b = where_operand(L, 3, dtype);
+  a = where_operand(L, 2, dtype, ebl_tensor_device(cond));
+  b = where_operand(L, 3, dtype, ebl_tensor_device(cond));
   ebl_tensor *res = ebl_pushnew(L);
   ebl_finish(L, ebl_where_new(res, cond, a, b));
   return 1;

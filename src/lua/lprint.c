@@ -43,6 +43,7 @@ typedef struct printer {
   int edge;
   int linewidth;
   int col;              /* column of the next character */
+  ebl_device device;    /* where the printed tensor lives */
 } printer;
 
 /* ---- elements ---- */
@@ -233,7 +234,7 @@ static void add_suffix(printer *p) {
   ebl_shape_string(p->t, shape, sizeof shape);
   int n = snprintf(suffix, sizeof suffix, "shape=%s, %s, %s)", shape,
                    ebl_dtype_name(p->t->dtype),
-                   ebl_device_name(ebl_tensor_device(p->t)));
+                   ebl_device_name(p->device));
   add(p, ",", 1);
   if (p->col + 1 + n > p->linewidth)
     new_line(p, 0, PREFIX_LEN);
@@ -358,9 +359,10 @@ static void push_opts(lua_State *L, const print_opts *o) {
 
 /* Pushes the printed form of the CPU tensor t under options o. */
 static void push_cpu_repr(lua_State *L, const ebl_tensor *t,
-                          const print_opts *o) {
+                          const print_opts *o, ebl_device device) {
   printer p;
   p.t = t;
+  p.device = device;
   p.summarise = ebl_tensor_numel(t) > o->threshold;
   p.edge = o->edgeitems;
   p.linewidth = o->linewidth > 0 ? o->linewidth : terminal_width();
@@ -378,12 +380,12 @@ static void push_cpu_repr(lua_State *L, const ebl_tensor *t,
 static void push_repr(lua_State *L, const ebl_tensor *t,
                       const print_opts *o) {
   if (ebl_tensor_device(t) == EBL_CPU) {
-    push_cpu_repr(L, t, o);
+    push_cpu_repr(L, t, o, EBL_CPU);
     return;
   }
   ebl_tensor *host = ebl_pushnew(L);
   ebl_check(L, ebl_to_device(host, t, EBL_CPU));
-  push_cpu_repr(L, host, o);
+  push_cpu_repr(L, host, o, ebl_tensor_device(t));
   lua_remove(L, -2);
 }
 
