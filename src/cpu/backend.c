@@ -34,4 +34,6 @@ const ebl_backend ebl_cpu_backend = {
   .avg_pool2d_vjp = ebl_cpu_avg_pool2d_vjp,
   .mse_loss = ebl_cpu_mse_loss,
   .cross_entropy = ebl_cpu_cross_entropy,
+  .pred_error = ebl_cpu_pred_error,
+  .state_step = ebl_cpu_state_step,
 };

@@ -83,4 +83,11 @@ double ebl_cpu_cross_entropy(ebl_dtype dt, int n, int k, const void *logits,
                              const int32_t *labels, const void *target,
                              void *grad);
 
+/* Fused kernels of the engine's loop (fused.c). */
+ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
+                              const ebl_tensor *mu, double *sumsq);
+ebl_status ebl_cpu_state_step(const ebl_state_step *step,
+                              const ebl_tensor *v, const ebl_tensor *g,
+                              const ebl_tensor *m1, const ebl_tensor *m2);
+
 #endif

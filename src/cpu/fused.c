@@ -1,0 +1,114 @@
+/* Fused CPU kernels of the engine's inner loop: the prediction error with
+   its sum of squares in one pass, and the state optimiser's step in one
+   pass. Sums are taken over fixed chunks combined in order, so results
+   do not depend on the thread count. */
+#include <math.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "cpu/cpu.h"
+
+#define FUSED_CHUNKS 64
+#define PARALLEL_MIN 32768
+
+static int dense(const ebl_tensor *t) {
+  return t == NULL || ebl_tensor_is_contiguous(t);
+}
+
+/* err = v - mu over [lo, hi); returns the sum of err^2 there. */
+#define PRED_ERROR(REAL, NAME)                                          \
+  static double NAME(REAL *restrict err, const REAL *restrict v,       \
+                     const REAL *restrict mu, int64_t lo, int64_t hi) { \
+    double sum = 0.0;                                                   \
+    for (int64_t i = lo; i < hi; i++) {                                 \
+      REAL e = v[i] - mu[i];                                            \
+      err[i] = e;                                                       \
+      sum += (double)e * (double)e;                                     \
+    }                                                                   \
+    return sum;                                                         \
+  }
+PRED_ERROR(float, pred_error_f32)
+PRED_ERROR(double, pred_error_f64)
+
+ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
+                              const ebl_tensor *mu, double *sumsq) {
+  if (!dense(err) || !dense(v) || !dense(mu) || v->dtype != err->dtype ||
+      mu->dtype != err->dtype || !ebl_dtype_is_float(err->dtype)) {
+    ebl_status s = ebl_binary(EBL_SUB, err, v, mu);
+    double norm = 0.0;
+    if (s == EBL_OK && sumsq != NULL)
+      s = ebl_reduce_all(EBL_NORM, err, 2.0, &norm);
+    if (sumsq != NULL)
+      *sumsq = norm * norm;
+    return s;
+  }
+  int64_t n = ebl_tensor_numel(err);
+  double part[FUSED_CHUNKS] = {0};
+  int f32 = err->dtype == EBL_F32;
+  void *e = ebl_tensor_data(err);
+  const void *a = ebl_tensor_data(v), *b = ebl_tensor_data(mu);
+  #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+  for (int c = 0; c < FUSED_CHUNKS; c++) {
+    int64_t lo = n * c / FUSED_CHUNKS, hi = n * (c + 1) / FUSED_CHUNKS;
+    part[c] = f32 ? pred_error_f32(e, a, b, lo, hi)
+                  : pred_error_f64(e, a, b, lo, hi);
+  }
+  if (sumsq != NULL) {
+    double sum = 0.0;
+    for (int c = 0; c < FUSED_CHUNKS; c++)
+      sum += part[c];
+    *sumsq = sum;
+  }
+  return EBL_OK;
+}
+
+/* One optimiser step on the states v from g over [lo, hi). */
+#define STATE_STEP(REAL, NAME)                                          \
+  static void NAME(const ebl_state_step *st, REAL *restrict v,         \
+                   const REAL *restrict g, REAL *restrict m1,          \
+                   REAL *restrict m2, int64_t lo, int64_t hi) {         \
+    REAL lr = (REAL)st->lr, mu = (REAL)st->momentum;                   \
+    if (st->kind == EBL_STEP_SGD) {                                     \
+      for (int64_t i = lo; i < hi; i++) v[i] -= lr * g[i];              \
+    } else if (st->kind == EBL_STEP_MOMENTUM) {                         \
+      for (int64_t i = lo; i < hi; i++) {                               \
+        m1[i] = mu * m1[i] + g[i];                                      \
+        v[i] -= lr * m1[i];                                             \
+      }                                                                 \
+    } else {                                                            \
+      REAL b1 = (REAL)st->beta1, b2 = (REAL)st->beta2;                  \
+      REAL c1 = (REAL)(1.0 - pow(st->beta1, st->t));                    \
+      REAL c2 = (REAL)(1.0 - pow(st->beta2, st->t));                    \
+      REAL eps = (REAL)st->eps;                                         \
+      for (int64_t i = lo; i < hi; i++) {                               \
+        m1[i] = b1 * m1[i] + (1 - b1) * g[i];                           \
+        m2[i] = b2 * m2[i] + (1 - b2) * g[i] * g[i];                    \
+        v[i] -= lr / c1 * m1[i] / (sqrt(m2[i] / c2) + eps);             \
+      }                                                                 \
+    }                                                                   \
+  }
+STATE_STEP(float, state_step_f32)
+STATE_STEP(double, state_step_f64)
+
+ebl_status ebl_cpu_state_step(const ebl_state_step *step,
+                              const ebl_tensor *v, const ebl_tensor *g,
+                              const ebl_tensor *m1, const ebl_tensor *m2) {
+  if (!dense(v) || !dense(g) || !dense(m1) || !dense(m2) ||
+      g->dtype != v->dtype || !ebl_dtype_is_float(v->dtype))
+    return ebl_fail(EBL_EARG, "state step: states must be dense and of one "
+                    "float dtype");
+  int64_t n = ebl_tensor_numel(v);
+  int f32 = v->dtype == EBL_F32;
+  void *pv = ebl_tensor_data(v), *p1 = m1 ? ebl_tensor_data(m1) : NULL;
+  void *p2 = m2 ? ebl_tensor_data(m2) : NULL;
+  const void *pg = ebl_tensor_data(g);
+  #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+  for (int c = 0; c < FUSED_CHUNKS; c++) {
+    int64_t lo = n * c / FUSED_CHUNKS, hi = n * (c + 1) / FUSED_CHUNKS;
+    if (f32)
+      state_step_f32(step, pv, pg, p1, p2, lo, hi);
+    else
+      state_step_f64(step, pv, pg, p1, p2, lo, hi);
+  }
+  return EBL_OK;
+}
