@@ -17,14 +17,14 @@ static int is_bipc(const ebl_model *m) {
 /* A full reduction into the model's 0-dim scratch: no allocation. */
 static ebl_status reduce_all(ebl_model *m, ebl_reduce_op op,
                              const ebl_tensor *t, double p, double *out) {
-  TRY(ebl_reduce(op, &m->scalar, t, EBL_DIM_ALL, 0, p));
+  EBL_TRY(ebl_reduce(op, &m->scalar, t, EBL_DIM_ALL, 0, p));
   return ebl_tensor_item(&m->scalar, out);
 }
 
 static ebl_status sum_squares(ebl_model *m, const ebl_tensor *t,
                               double *out) {
   double norm;
-  TRY(reduce_all(m, EBL_NORM, t, 2.0, &norm));
+  EBL_TRY(reduce_all(m, EBL_NORM, t, 2.0, &norm));
   *out = norm * norm;
   return EBL_OK;
 }
@@ -63,17 +63,17 @@ static ebl_status predict_slot(ebl_model *m, int node, int t,
       continue;
     ebl_chain_buf *b = fwd_buf(m, e, t);
     if (!(skip_cached && ed->src == m->input))
-      TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
+      EBL_TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
     const ebl_tensor *out = &b->act[ed->nops];
     if (m->has_f[s] == 1 && m->cfg.energy != EBL_ENERGY_EP)
       terms++;              /* pre is a view of this output */
     else
-      TRY(terms++ == 0 ? ebl_copy(&m->pre[s], out)
+      EBL_TRY(terms++ == 0 ? ebl_copy(&m->pre[s], out)
                        : ebl_binary(EBL_ADD, &m->pre[s], &m->pre[s], out));
   }
   const ebl_node *n = &m->nodes[node];
   if (terms > 0 && n->has_act)
-    TRY(ebl_unary(n->act, &m->pred[s], &m->pre[s], n->act_param, 0.0));
+    EBL_TRY(ebl_unary(n->act, &m->pred[s], &m->pre[s], n->act_param, 0.0));
   return EBL_OK;
 }
 
@@ -87,13 +87,13 @@ ebl_status ebl_energy_forward_sweep(ebl_model *m) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
     if (node == m->input)
       continue;
-    TRY(predict_slot(m, node, t, 0));
+    EBL_TRY(predict_slot(m, node, t, 0));
     if (!m->has_f[s])
       continue;
     if (!slot_free(m, node, t))
-      TRY(ebl_copy(&m->v[s], &m->target));
+      EBL_TRY(ebl_copy(&m->v[s], &m->target));
     else
-      TRY(ebl_copy(&m->v[s], prediction(m, s, node)));
+      EBL_TRY(ebl_copy(&m->v[s], prediction(m, s, node)));
   }
   m->states_ready = 1;
   return EBL_OK;
@@ -104,19 +104,19 @@ static ebl_status feedback(ebl_model *m) {
   int slots = m->nnodes * m->T;
   for (int s = 0; s < slots; s++)
     if (m->k_b[s] > 0)
-      TRY(ebl_fill(&m->fb[s], 0.0));
+      EBL_TRY(ebl_fill(&m->fb[s], 0.0));
   for (int e = 0; e < m->nedges; e++) {
     const ebl_edge *ed = &m->edges[e];
     for (int t = 0; ed->nfb > 0 && t + ed->delay < m->T; t++) {
       ebl_chain_buf *b = &m->fbk[e * m->T + t];
       int s = slot_of(m, ed->src, t);
-      TRY(ebl_chain_forward(ed->fb, ed->nfb, b, &m->params));
-      TRY(ebl_axpby(&m->fb[s], 1.0 / m->k_b[s], &b->act[ed->nfb], 1.0));
+      EBL_TRY(ebl_chain_forward(ed->fb, ed->nfb, b, &m->params));
+      EBL_TRY(ebl_axpby(&m->fb[s], 1.0 / m->k_b[s], &b->act[ed->nfb], 1.0));
     }
   }
   for (int s = 0; s < slots; s++)
     if (m->k_b[s] > 0)
-      TRY(ebl_binary(EBL_SUB, &m->err_b[s], &m->v[s], &m->fb[s]));
+      EBL_TRY(ebl_binary(EBL_SUB, &m->err_b[s], &m->v[s], &m->fb[s]));
   return EBL_OK;
 }
 
@@ -129,7 +129,7 @@ static ebl_status feedback(ebl_model *m) {
 static ebl_status output_cost(ebl_model *m, double *cost) {
   const ebl_tensor *out = &m->v[slot_of(m, m->output, m->T - 1)];
   const ebl_backend *be;
-  TRY(ebl_backend_of("model", out, &be));
+  EBL_TRY(ebl_backend_of("model", out, &be));
   int n = (int)m->batch, k = (int)(ebl_tensor_numel(out) / m->batch);
   const void *x = ebl_tensor_data(out), *t = ebl_tensor_data(&m->target);
   void *g = ebl_tensor_data(&m->cost_grad);
@@ -186,26 +186,26 @@ static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
     if (k == 0)
       return EBL_OK;
     double cb = m->cfg.cb_weight;
-    TRY(sum_squares(m, &m->err_b[s], &eb));
+    EBL_TRY(sum_squares(m, &m->err_b[s], &eb));
     *e += 0.5 * cb * eb;
     return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
   }
   int bipc = k > 0 && m->cfg.energy == EBL_ENERGY_BIPC, fused;
-  TRY(bipc ? fused_bipc_signals(m, s, &ef, &fused)
+  EBL_TRY(bipc ? fused_bipc_signals(m, s, &ef, &fused)
            : fused_pred_error(m, s, node, &ef, &fused));
   if (!fused && m->sig[s].storage != m->err[s].storage)
-    TRY(ebl_copy(&m->sig[s], &m->err[s]));
+    EBL_TRY(ebl_copy(&m->sig[s], &m->err[s]));
   if (bipc && !fused) {
-    TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
-    TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->sig[s], lambda));
+    EBL_TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
+    EBL_TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->sig[s], lambda));
   } else if (k > 0 && !bipc) {
-    TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
+    EBL_TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
                           lambda * lambda));
-    TRY(sum_squares(m, &m->err_b[s], &eb));
+    EBL_TRY(sum_squares(m, &m->err_b[s], &eb));
     eb *= lambda * lambda;
   }
   if (!fused)
-    TRY(sum_squares(m, &m->sig[s], &ef));
+    EBL_TRY(sum_squares(m, &m->sig[s], &ef));
   *e += 0.5 * (ef + eb);
   return EBL_OK;
 }
@@ -222,23 +222,23 @@ static ebl_status pc_eval(ebl_model *m, double beta, double *energy) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
     if (node == m->input)
       continue;
-    TRY(predict_slot(m, node, t, m->inputs_cached));
+    EBL_TRY(predict_slot(m, node, t, m->inputs_cached));
     if (m->has_f[s] && !pc_error_fused(m))
-      TRY(ebl_binary(EBL_SUB, &m->err[s], &m->v[s],
+      EBL_TRY(ebl_binary(EBL_SUB, &m->err[s], &m->v[s],
                      prediction(m, s, node)));
   }
   if (is_bipc(m))
-    TRY(feedback(m));
+    EBL_TRY(feedback(m));
   double total = 0.0;
   for (int s = 0; s < slots; s++) {
     double e = 0.0;
-    TRY(slot_signals(m, s, s / m->T, &e));
+    EBL_TRY(slot_signals(m, s, s / m->T, &e));
     record_node(m, s / m->T, e);
     total += e;
   }
   double cost = 0.0;
   if (m->have_target && beta != 0.0 && !m->cfg.clamp_output)
-    TRY(output_cost(m, &cost));
+    EBL_TRY(output_cost(m, &cost));
   *energy = total / (double)m->batch + beta * cost;
   return EBL_OK;
 }
@@ -269,9 +269,9 @@ static ebl_status pull_back(ebl_model *m, const ebl_op *ops, int nops,
   int s = slot_of(m, node, t);
   int free_state = slot_free(m, node, t) && scale != 0.0;
   const ebl_tensor *dx = free_state ? &m->tmp[s] : NULL;
-  TRY(ebl_chain_vjp(ops, nops, b, &m->params, dy, dx, grad_scale));
+  EBL_TRY(ebl_chain_vjp(ops, nops, b, &m->params, dy, dx, grad_scale));
   if (free_state)
-    TRY(ebl_axpby(&m->grad[s], -scale, &m->tmp[s], 1.0));
+    EBL_TRY(ebl_axpby(&m->grad[s], -scale, &m->tmp[s], 1.0));
   return EBL_OK;
 }
 
@@ -292,7 +292,7 @@ static ebl_status pc_backward(ebl_model *m, double state_scale,
       int t = s % m->T;
       if (ed->dst != node || t - ed->delay < 0)
         continue;
-      TRY(pull_back(m, ed->ops, ed->nops, fwd_buf(m, e, t), dy, ed->src,
+      EBL_TRY(pull_back(m, ed->ops, ed->nops, fwd_buf(m, e, t), dy, ed->src,
                     t - ed->delay, state_scale, -param_scale));
     }
   }
@@ -302,7 +302,7 @@ static ebl_status pc_backward(ebl_model *m, double state_scale,
       int s = slot_of(m, ed->src, t);
       double share = 1.0 / m->k_b[s];
       double learn = m->cfg.fb_learns ? param_scale * share : 0.0;
-      TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
+      EBL_TRY(pull_back(m, ed->fb, ed->nfb, &m->fbk[e * m->T + t],
                     &m->sig_b[s], ed->dst, t + ed->delay,
                     state_scale * share, -learn));
     }
@@ -317,21 +317,21 @@ static ebl_status pc_state_grads(ebl_model *m, double beta) {
     int node = s / m->T;
     if (!slot_free(m, node, s % m->T))
       continue;
-    TRY(m->has_f[s] ? ebl_copy(&m->grad[s], &m->sig[s])
+    EBL_TRY(m->has_f[s] ? ebl_copy(&m->grad[s], &m->sig[s])
                     : ebl_fill(&m->grad[s], 0.0));
     if (m->k_b[s] > 0)
-      TRY(ebl_binary(EBL_ADD, &m->grad[s], &m->grad[s], &m->sig_b[s]));
+      EBL_TRY(ebl_binary(EBL_ADD, &m->grad[s], &m->grad[s], &m->sig_b[s]));
   }
   if (m->have_target && beta != 0.0 && !m->cfg.clamp_output) {
     int s = slot_of(m, m->output, m->T - 1);
-    TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
+    EBL_TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
   }
   return pc_backward(m, 1.0, 0.0);
 }
 
 static ebl_status zero_param_grads(ebl_model *m) {
   for (int i = 0; i < m->params.count; i++)
-    TRY(ebl_fill(&m->params.grad[i], 0.0));
+    EBL_TRY(ebl_fill(&m->params.grad[i], 0.0));
   return EBL_OK;
 }
 
@@ -353,19 +353,19 @@ static ebl_status ep_activate(ebl_model *m) {
       continue;
     ebl_unary_op rho = n->has_act ? n->act : EBL_SIGMOID;
     ebl_unary_op rho_grad = n->has_act ? n->act_grad : EBL_SIGMOID_GRAD;
-    TRY(ebl_unary(rho, &m->pre[s], &m->v[s], n->act_param, 0.0));
-    TRY(ebl_unary(rho_grad, &m->pred[s], &m->v[s], n->act_param, 0.0));
+    EBL_TRY(ebl_unary(rho, &m->pre[s], &m->v[s], n->act_param, 0.0));
+    EBL_TRY(ebl_unary(rho_grad, &m->pred[s], &m->v[s], n->act_param, 0.0));
   }
   return EBL_OK;
 }
 
 static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
-  TRY(ep_activate(m));
+  EBL_TRY(ep_activate(m));
   double total = 0.0, part;
   for (int i = 0; i < m->nnodes; i++) {
     if (i == m->input)
       continue;
-    TRY(sum_squares(m, &m->v[slot_of(m, i, 0)], &part));
+    EBL_TRY(sum_squares(m, &m->v[slot_of(m, i, 0)], &part));
     total += 0.5 * part;
     record_node(m, i, 0.5 * part);
   }
@@ -373,16 +373,16 @@ static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
     const ebl_edge *ed = &m->edges[e];
     ebl_chain_buf *b = fwd_buf(m, e, 0);
     int d = slot_of(m, ed->dst, 0);
-    TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
-    TRY(ebl_binary(EBL_MUL, &m->tmp[d], ep_rho(m, ed->dst),
+    EBL_TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
+    EBL_TRY(ebl_binary(EBL_MUL, &m->tmp[d], ep_rho(m, ed->dst),
                    &b->act[ed->nops]));
-    TRY(reduce_all(m, EBL_SUM, &m->tmp[d], 0.0, &part));
+    EBL_TRY(reduce_all(m, EBL_SUM, &m->tmp[d], 0.0, &part));
     total -= part;
     record_node(m, ed->dst, -part);
   }
   double cost = 0.0;
   if (m->have_target && beta != 0.0)
-    TRY(output_cost(m, &cost));
+    EBL_TRY(output_cost(m, &cost));
   *energy = total / (double)m->batch + beta * cost;
   return EBL_OK;
 }
@@ -392,38 +392,38 @@ static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
 static ebl_status ep_state_grads(ebl_model *m, double beta) {
   for (int i = 0; i < m->nnodes; i++)
     if (i != m->input)
-      TRY(ebl_fill(&m->sig[slot_of(m, i, 0)], 0.0));
+      EBL_TRY(ebl_fill(&m->sig[slot_of(m, i, 0)], 0.0));
   for (int e = 0; e < m->nedges; e++) {
     const ebl_edge *ed = &m->edges[e];
     ebl_chain_buf *b = fwd_buf(m, e, 0);
     int d = slot_of(m, ed->dst, 0), s = slot_of(m, ed->src, 0);
-    TRY(ebl_binary(EBL_ADD, &m->sig[d], &m->sig[d], &b->act[ed->nops]));
+    EBL_TRY(ebl_binary(EBL_ADD, &m->sig[d], &m->sig[d], &b->act[ed->nops]));
     if (ed->src == m->input)
       continue;
-    TRY(ebl_chain_vjp(ed->ops, ed->nops, b, &m->params, ep_rho(m, ed->dst),
+    EBL_TRY(ebl_chain_vjp(ed->ops, ed->nops, b, &m->params, ep_rho(m, ed->dst),
                       &m->tmp[s], 0.0));
-    TRY(ebl_binary(EBL_ADD, &m->sig[s], &m->sig[s], &m->tmp[s]));
+    EBL_TRY(ebl_binary(EBL_ADD, &m->sig[s], &m->sig[s], &m->tmp[s]));
   }
   for (int i = 0; i < m->nnodes; i++) {
     int s = slot_of(m, i, 0);
     if (!slot_free(m, i, 0))
       continue;
-    TRY(ebl_binary(EBL_MUL, &m->grad[s], &m->pred[s], &m->sig[s]));
-    TRY(ebl_binary(EBL_SUB, &m->grad[s], &m->v[s], &m->grad[s]));
+    EBL_TRY(ebl_binary(EBL_MUL, &m->grad[s], &m->pred[s], &m->sig[s]));
+    EBL_TRY(ebl_binary(EBL_SUB, &m->grad[s], &m->v[s], &m->grad[s]));
   }
   if (m->have_target && beta != 0.0) {
     int s = slot_of(m, m->output, 0);
-    TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
+    EBL_TRY(ebl_axpby(&m->grad[s], beta, &m->cost_grad, 1.0));
   }
   return EBL_OK;
 }
 
 /* dE/dtheta (batch mean) = -J_theta^T rho(v_dst) at rho(v_src). */
 static ebl_status ep_param_grads(ebl_model *m) {
-  TRY(zero_param_grads(m));
+  EBL_TRY(zero_param_grads(m));
   for (int e = 0; e < m->nedges; e++) {
     const ebl_edge *ed = &m->edges[e];
-    TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, 0), &m->params,
+    EBL_TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, 0), &m->params,
                       ep_rho(m, ed->dst), NULL, -1.0 / (double)m->batch));
   }
   return EBL_OK;
@@ -438,10 +438,10 @@ ebl_status ebl_energy_backprop(ebl_model *m) {
   int slots = m->nnodes * m->T;
   double cost;
   for (int s = 0; s < slots; s++)
-    TRY(ebl_fill(&m->sig[s], 0.0));
-  TRY(zero_param_grads(m));
-  TRY(output_cost(m, &cost));
-  TRY(ebl_copy(&m->sig[slot_of(m, m->output, m->T - 1)], &m->cost_grad));
+    EBL_TRY(ebl_fill(&m->sig[s], 0.0));
+  EBL_TRY(zero_param_grads(m));
+  EBL_TRY(output_cost(m, &cost));
+  EBL_TRY(ebl_copy(&m->sig[slot_of(m, m->output, m->T - 1)], &m->cost_grad));
   for (int k = slots - 1; k >= 0; k--) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
     if (node == m->input || !m->has_f[s])
@@ -455,14 +455,14 @@ ebl_status ebl_energy_backprop(ebl_model *m) {
         continue;
       int src = slot_of(m, ed->src, t - ed->delay);
       const ebl_tensor *dx = ed->src == m->input ? NULL : &m->tmp[src];
-      TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, t), &m->params,
+      EBL_TRY(ebl_chain_vjp(ed->ops, ed->nops, fwd_buf(m, e, t), &m->params,
                         dy, dx, 1.0 / (double)m->batch));
       if (dx != NULL)
-        TRY(ebl_binary(EBL_ADD, &m->sig[src], &m->sig[src], dx));
+        EBL_TRY(ebl_binary(EBL_ADD, &m->sig[src], &m->sig[src], dx));
     }
   }
   for (int s = 0; s < slots; s++)
-    TRY(ebl_copy(&m->grad[s], &m->sig[s]));
+    EBL_TRY(ebl_copy(&m->grad[s], &m->sig[s]));
   m->grads_ready = 1;
   return EBL_OK;
 }
@@ -477,7 +477,7 @@ ebl_status ebl_energy_eval(ebl_model *m, double beta, double *energy) {
   case EBL_ENERGY_BP: {
     double cost = 0.0;
     if (m->have_target)
-      TRY(output_cost(m, &cost));
+      EBL_TRY(output_cost(m, &cost));
     *energy = cost;
     return EBL_OK;
   }
@@ -499,14 +499,14 @@ ebl_status ebl_energy_state_grads(ebl_model *m, double beta) {
 
 ebl_status ebl_energy_param_grads(ebl_model *m, double beta) {
   double energy;
-  TRY(ebl_energy_eval(m, beta, &energy));
+  EBL_TRY(ebl_energy_eval(m, beta, &energy));
   switch (m->cfg.energy) {
   case EBL_ENERGY_EP:
     return ep_param_grads(m);
   case EBL_ENERGY_BP:
     return ebl_energy_backprop(m);
   default:
-    TRY(zero_param_grads(m));
+    EBL_TRY(zero_param_grads(m));
     return pc_backward(m, 0.0, 1.0 / (double)m->batch);
   }
 }

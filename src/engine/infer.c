@@ -19,13 +19,13 @@ static ebl_status adam_slot(ebl_model *m, int s, const ebl_infer_opts *o) {
   const ebl_tensor *m2 = &m->mom2[s], *tmp = &m->tmp[s];
   double c1 = 1.0 - pow(o->beta1, m->adam_t);
   double c2 = 1.0 - pow(o->beta2, m->adam_t);
-  TRY(ebl_axpby(m1, 1.0 - o->beta1, g, o->beta1));
-  TRY(ebl_binary(EBL_MUL, tmp, g, g));
-  TRY(ebl_axpby(m2, 1.0 - o->beta2, tmp, o->beta2));
-  TRY(ebl_binary_scalar(EBL_MUL, tmp, m2, 1.0 / c2));
-  TRY(ebl_unary(EBL_SQRT, tmp, tmp, 0.0, 0.0));
-  TRY(ebl_binary_scalar(EBL_ADD, tmp, tmp, o->eps));
-  TRY(ebl_binary(EBL_DIV, tmp, m1, tmp));
+  EBL_TRY(ebl_axpby(m1, 1.0 - o->beta1, g, o->beta1));
+  EBL_TRY(ebl_binary(EBL_MUL, tmp, g, g));
+  EBL_TRY(ebl_axpby(m2, 1.0 - o->beta2, tmp, o->beta2));
+  EBL_TRY(ebl_binary_scalar(EBL_MUL, tmp, m2, 1.0 / c2));
+  EBL_TRY(ebl_unary(EBL_SQRT, tmp, tmp, 0.0, 0.0));
+  EBL_TRY(ebl_binary_scalar(EBL_ADD, tmp, tmp, o->eps));
+  EBL_TRY(ebl_binary(EBL_DIV, tmp, m1, tmp));
   return ebl_axpby(&m->v[s], -o->state_lr / c1, tmp, 1.0);
 }
 
@@ -56,19 +56,19 @@ static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
         s % m->T == m->T - 1)
       continue;
     int fused;
-    TRY(fused_state_step(m, s, o, &fused));
+    EBL_TRY(fused_state_step(m, s, o, &fused));
     if (fused)
       continue;
     switch (o->optim) {
     case EBL_STATE_SGD:
-      TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->grad[s], 1.0));
+      EBL_TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->grad[s], 1.0));
       break;
     case EBL_STATE_MOMENTUM:
-      TRY(ebl_axpby(&m->mom1[s], 1.0, &m->grad[s], o->momentum));
-      TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->mom1[s], 1.0));
+      EBL_TRY(ebl_axpby(&m->mom1[s], 1.0, &m->grad[s], o->momentum));
+      EBL_TRY(ebl_axpby(&m->v[s], -o->state_lr, &m->mom1[s], 1.0));
       break;
     case EBL_STATE_ADAM:
-      TRY(adam_slot(m, s, o));
+      EBL_TRY(adam_slot(m, s, o));
       break;
     }
   }
@@ -79,8 +79,8 @@ static ebl_status reset_optimiser(ebl_model *m) {
   int slots = m->nnodes * m->T;
   m->adam_t = 0;
   for (int s = 0; s < slots; s++) {
-    TRY(ebl_fill(&m->mom1[s], 0.0));
-    TRY(ebl_fill(&m->mom2[s], 0.0));
+    EBL_TRY(ebl_fill(&m->mom1[s], 0.0));
+    EBL_TRY(ebl_fill(&m->mom2[s], 0.0));
   }
   return EBL_OK;
 }
@@ -125,8 +125,8 @@ static ebl_status record_grads(ebl_model *m) {
     if (node == m->input)
       continue;
     double norm;
-    TRY(ebl_reduce(EBL_NORM, &m->scalar, &m->grad[s], EBL_DIM_ALL, 0, 2.0));
-    TRY(ebl_tensor_item(&m->scalar, &norm));
+    EBL_TRY(ebl_reduce(EBL_NORM, &m->scalar, &m->grad[s], EBL_DIM_ALL, 0, 2.0));
+    EBL_TRY(ebl_tensor_item(&m->scalar, &norm));
     m->node_grad[m->rows * m->nnodes + node] +=
       norm / sqrt((double)m->batch);
   }
@@ -152,9 +152,9 @@ static ebl_status numeric_failure(ebl_model *m, int step) {
 static ebl_status incremental_step(ebl_model *m, const ebl_infer_opts *o,
                                    double beta) {
   m->inputs_cached = 0;
-  TRY(ebl_energy_param_grads(m, beta));
+  EBL_TRY(ebl_energy_param_grads(m, beta));
   for (int i = 0; i < m->params.count; i++)
-    TRY(ebl_axpby(&m->params.value[i], -o->param_lr, &m->params.grad[i],
+    EBL_TRY(ebl_axpby(&m->params.value[i], -o->param_lr, &m->params.grad[i],
                   1.0));
   return EBL_OK;
 }
@@ -164,7 +164,7 @@ static ebl_status incremental_step(ebl_model *m, const ebl_infer_opts *o,
 
 /* One eval, recorded as row m->rows of the diagnostics. */
 static ebl_status eval_row(ebl_model *m, double beta, double *energy) {
-  TRY(ebl_energy_eval(m, beta, energy));
+  EBL_TRY(ebl_energy_eval(m, beta, energy));
   if (m->rows < m->cap_rows)
     m->trace[m->rows] = *energy;
   return EBL_OK;
@@ -175,8 +175,8 @@ static ebl_status eval_row(ebl_model *m, double beta, double *energy) {
 static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
                              double beta, double *energy, int *steps) {
   double f_prev;
-  TRY(reset_optimiser(m));
-  TRY(eval_row(m, beta, &f_prev));
+  EBL_TRY(reset_optimiser(m));
+  EBL_TRY(eval_row(m, beta, &f_prev));
   /* Inputs and weights are fixed from here on (unless incremental):
      the chains that read the input keep their outputs. */
   m->inputs_cached = o->param_lr <= 0;
@@ -184,15 +184,15 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
   while (k < o->steps) {
     if (ebl_interrupted())
       return ebl_fail(EBL_EINTR, "interrupted");
-    TRY(ebl_energy_state_grads(m, beta));
-    TRY(record_grads(m));
-    TRY(update_states(m, o));
+    EBL_TRY(ebl_energy_state_grads(m, beta));
+    EBL_TRY(record_grads(m));
+    EBL_TRY(update_states(m, o));
     if (o->param_lr > 0)
-      TRY(incremental_step(m, o, beta));
+      EBL_TRY(incremental_step(m, o, beta));
     k++;
     m->rows++;
     double f;
-    TRY(eval_row(m, beta, &f));
+    EBL_TRY(eval_row(m, beta, &f));
     if ((o->check_every <= 1 || k % o->check_every == 0) && !isfinite(f))
       return numeric_failure(m, k);
     int converged = fabs(f - f_prev) <= o->tol * fabs(f_prev);
@@ -202,8 +202,8 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
   }
   if (!isfinite(f_prev))
     return numeric_failure(m, k);
-  TRY(ebl_energy_state_grads(m, beta));
-  TRY(record_grads(m));
+  EBL_TRY(ebl_energy_state_grads(m, beta));
+  EBL_TRY(record_grads(m));
   m->rows++;
   *energy = f_prev;
   *steps = k;
@@ -222,29 +222,29 @@ static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
    The states are left at the free fixed point. */
 static ebl_status ep_phases(ebl_model *m, const ebl_infer_opts *o,
                             double beta, ebl_infer_result *r) {
-  TRY(relax(m, o, 0.0, &r->energy, &r->steps));
+  EBL_TRY(relax(m, o, 0.0, &r->energy, &r->steps));
   int slots = m->nnodes * m->T, steps;
   double f;
   for (int s = 0; s < slots; s++)
-    TRY(ebl_copy(&m->v_free[s], &m->v[s]));
+    EBL_TRY(ebl_copy(&m->v_free[s], &m->v[s]));
   if (!m->have_target || beta == 0.0)
     return EBL_OK;
   int record = m->record, rows = m->rows;
   m->record = 0;
-  TRY(relax(m, o, beta, &f, &steps));
-  TRY(ebl_energy_param_grads(m, beta));
+  EBL_TRY(relax(m, o, beta, &f, &steps));
+  EBL_TRY(ebl_energy_param_grads(m, beta));
   for (int i = 0; i < m->params.count; i++)
-    TRY(ebl_copy(&m->ep_grad[i], &m->params.grad[i]));
+    EBL_TRY(ebl_copy(&m->ep_grad[i], &m->params.grad[i]));
   for (int s = 0; s < slots; s++)
-    TRY(ebl_copy(&m->v[s], &m->v_free[s]));
-  TRY(relax(m, o, -beta, &f, &steps));
-  TRY(ebl_energy_param_grads(m, -beta));
+    EBL_TRY(ebl_copy(&m->v[s], &m->v_free[s]));
+  EBL_TRY(relax(m, o, -beta, &f, &steps));
+  EBL_TRY(ebl_energy_param_grads(m, -beta));
   for (int i = 0; i < m->params.count; i++)
-    TRY(ebl_axpby(&m->params.grad[i], 1.0 / (2.0 * beta), &m->ep_grad[i],
+    EBL_TRY(ebl_axpby(&m->params.grad[i], 1.0 / (2.0 * beta), &m->ep_grad[i],
                   -1.0 / (2.0 * beta)));
   for (int s = 0; s < slots; s++)
-    TRY(ebl_copy(&m->v[s], &m->v_free[s]));
-  TRY(ebl_energy_eval(m, 0.0, &f));
+    EBL_TRY(ebl_copy(&m->v[s], &m->v_free[s]));
+  EBL_TRY(ebl_energy_eval(m, 0.0, &f));
   m->record = record;
   m->rows = rows;
   m->grads_ready = 1;
@@ -257,21 +257,21 @@ ebl_status ebl_model_infer(ebl_model *m, const ebl_tensor *x,
   if (o->steps < 0)
     return ebl_fail(EBL_EARG, "infer: steps must be >= 0, got %d",
                     o->steps);
-  TRY(ebl_model_set_batch(m, x, target));
+  EBL_TRY(ebl_model_set_batch(m, x, target));
   if (m->cfg.energy == EBL_ENERGY_BP && !m->have_target)
     return ebl_fail(EBL_EARG, "infer: energy 'bp' needs a target");
-  TRY(prepare_record(m, o->steps + 2, o->record));
-  TRY(ebl_energy_forward_sweep(m));
+  EBL_TRY(prepare_record(m, o->steps + 2, o->record));
+  EBL_TRY(ebl_energy_forward_sweep(m));
   double beta = o->beta;
   memset(r, 0, sizeof *r);
   if (m->cfg.energy == EBL_ENERGY_BP) {
-    TRY(eval_row(m, beta, &r->energy));
-    TRY(ebl_energy_backprop(m));
+    EBL_TRY(eval_row(m, beta, &r->energy));
+    EBL_TRY(ebl_energy_backprop(m));
     m->rows = 1;
   } else if (m->cfg.energy == EBL_ENERGY_EP) {
-    TRY(ep_phases(m, o, beta, r));
+    EBL_TRY(ep_phases(m, o, beta, r));
   } else {
-    TRY(relax(m, o, beta, &r->energy, &r->steps));
+    EBL_TRY(relax(m, o, beta, &r->energy, &r->steps));
   }
   m->beta = beta;
   r->trace = m->trace;
@@ -282,13 +282,13 @@ ebl_status ebl_model_step(ebl_model *m, const ebl_infer_opts *o,
                           double *energy) {
   if (!m->states_ready)
     return ebl_fail(EBL_EARG, "step: run infer first");
-  TRY(ebl_energy_state_grads(m, m->beta));
-  TRY(update_states(m, o));
+  EBL_TRY(ebl_energy_state_grads(m, m->beta));
+  EBL_TRY(update_states(m, o));
   return ebl_energy_eval(m, m->beta, energy);
 }
 
 ebl_status ebl_model_forward(ebl_model *m, const ebl_tensor *x) {
-  TRY(ebl_model_set_batch(m, x, NULL));
+  EBL_TRY(ebl_model_set_batch(m, x, NULL));
   return ebl_energy_forward_sweep(m);
 }
 

@@ -4,14 +4,8 @@
 #ifndef EBL_ENGINE_INTERNAL_H
 #define EBL_ENGINE_INTERNAL_H
 
+#include "core.h"
 #include "engine/model.h"
-
-#define TRY(call)                                                      \
-  do {                                                                 \
-    ebl_status s_ = (call);                                            \
-    if (s_ != EBL_OK)                                                  \
-      return s_;                                                       \
-  } while (0)
 
 struct ebl_model {
   ebl_model_config cfg;

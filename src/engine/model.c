@@ -92,7 +92,7 @@ ebl_status ebl_model_add_param(ebl_model *m, const ebl_tensor *value,
   if (!grow_params(m))
     return ebl_fail(EBL_ENOMEM, "model: out of memory");
   int i = p->count;
-  TRY(ebl_tensor_zeros_like(&p->grad[i], value));
+  EBL_TRY(ebl_tensor_zeros_like(&p->grad[i], value));
   ebl_status s = ebl_tensor_zeros_like(&p->scratch[i], value);
   if (s != EBL_OK) {
     ebl_tensor_release(&p->grad[i]);
@@ -101,16 +101,6 @@ ebl_status ebl_model_add_param(ebl_model *m, const ebl_tensor *value,
   ebl_tensor_view(&p->value[i], value);
   *index = p->count++;
   return EBL_OK;
-}
-
-static const char *shape_text(int ndim, const int64_t *shape, char *buf,
-                              size_t len) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < ndim && used < len; i++)
-    used += (size_t)snprintf(buf + used, len - used, i ? "x%lld" : "%lld",
-                             (long long)shape[i]);
-  return buf;
 }
 
 /* Runs shape inference along a chain from src's shape to dst's. */
@@ -122,7 +112,7 @@ static ebl_status check_chain(ebl_model *m, ebl_op *ops, int nops, int src,
   int ndim = m->nodes[src].ndim;
   const int64_t *shape = m->nodes[src].shape;
   for (int i = 0; i < nops; i++) {
-    TRY(ebl_op_infer_shape(&ops[i], &m->params, ndim, shape, context));
+    EBL_TRY(ebl_op_infer_shape(&ops[i], &m->params, ndim, shape, context));
     ndim = ops[i].out_ndim;
     shape = ops[i].out_shape;
   }
@@ -130,8 +120,9 @@ static ebl_status check_chain(ebl_model *m, ebl_op *ops, int nops, int src,
   if (ndim != d->ndim ||
       memcmp(shape, d->shape, sizeof(int64_t) * (size_t)ndim) != 0)
     return ebl_fail(EBL_EARG, "%s: the edge gives shape %s, node '%s' has "
-                    "shape %s", context, shape_text(ndim, shape, a, sizeof a),
-                    d->name, shape_text(d->ndim, d->shape, b, sizeof b));
+                    "shape %s", context,
+                    ebl_format_shape(ndim, shape, a, sizeof a), d->name,
+                    ebl_format_shape(d->ndim, d->shape, b, sizeof b));
   return EBL_OK;
 }
 
@@ -276,7 +267,7 @@ static ebl_status build_feedback(ebl_model *m, ebl_edge *e) {
   e->fb = malloc(sizeof *e->fb * (size_t)(e->nops + 1));
   if (e->fb == NULL)
     return ebl_fail(EBL_ENOMEM, "model: out of memory");
-  TRY(ebl_chain_transpose(e->ops, e->nops, e->fb, &e->nfb));
+  EBL_TRY(ebl_chain_transpose(e->ops, e->nops, e->fb, &e->nfb));
   const ebl_node *src = &m->nodes[e->src];
   if (src->has_rho) {
     ebl_op *a = &e->fb[e->nfb++];
@@ -332,7 +323,7 @@ ebl_status ebl_model_finish(ebl_model *m) {
     return ebl_fail(EBL_EARG, "model: the graph needs a node with "
                     "role='input' and one with role='output'");
   if (m->cfg.energy == EBL_ENERGY_EP)
-    TRY(check_ep(m));
+    EBL_TRY(check_ep(m));
   int *nodes = malloc(sizeof *nodes * (size_t)m->nnodes);
   m->order = malloc(sizeof *m->order * (size_t)(m->nnodes * m->T));
   if (nodes == NULL || m->order == NULL) {
@@ -344,13 +335,13 @@ ebl_status ebl_model_finish(ebl_model *m) {
     for (int i = 0; i < m->nnodes; i++)
       m->order[t * m->nnodes + i] = slot_of(m, nodes[i], t);
   free(nodes);
-  TRY(s);
+  EBL_TRY(s);
   for (int i = 0; i < m->nnodes; i++)
     infer_rho(m, &m->nodes[i], i);
   int bipc = m->cfg.energy == EBL_ENERGY_BIPC ||
              m->cfg.energy == EBL_ENERGY_BIPC_SQ;
   for (int e = 0; bipc && e < m->nedges; e++)
-    TRY(build_feedback(m, &m->edges[e]));
+    EBL_TRY(build_feedback(m, &m->edges[e]));
   m->finished = 1;
   return EBL_OK;
 }
@@ -413,7 +404,7 @@ static ebl_status alloc_slots(ebl_model *m) {
     if (*arrays[a] == NULL)
       return ebl_fail(EBL_ENOMEM, "model: out of memory for states");
   }
-  TRY(node_tensor(m, &m->x, &m->nodes[m->input]));
+  EBL_TRY(node_tensor(m, &m->x, &m->nodes[m->input]));
   for (int i = 0; i < m->nnodes; i++)
     for (int t = 0; t < m->T; t++) {
       int s = slot_of(m, i, t);
@@ -421,7 +412,7 @@ static ebl_status alloc_slots(ebl_model *m) {
         if (a == 0 && i == m->input)
           ebl_tensor_view(&(*arrays[a])[s], &m->x);
         else
-          TRY(node_tensor(m, &(*arrays[a])[s], &m->nodes[i]));
+          EBL_TRY(node_tensor(m, &(*arrays[a])[s], &m->nodes[i]));
       }
     }
   return EBL_OK;
@@ -442,10 +433,10 @@ static ebl_status alloc_chains(ebl_model *m) {
       /* EP's chains read rho(v), kept in pre; the input enters as x. */
       int rho = m->cfg.energy == EBL_ENERGY_EP && ed->src != m->input;
       if (t - ed->delay >= 0)
-        TRY(ebl_chain_buf_init(&m->fwd[e * m->T + t], ed->ops, ed->nops,
+        EBL_TRY(ebl_chain_buf_init(&m->fwd[e * m->T + t], ed->ops, ed->nops,
                                rho ? &m->pre[src] : &m->v[src]));
       if (ed->nfb > 0 && t + ed->delay < m->T)
-        TRY(ebl_chain_buf_init(&m->fbk[e * m->T + t], ed->fb, ed->nfb,
+        EBL_TRY(ebl_chain_buf_init(&m->fbk[e * m->T + t], ed->fb, ed->nfb,
                                &m->v[slot_of(m, ed->dst, t + ed->delay)]));
     }
   }
@@ -521,7 +512,7 @@ ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
 }
 
 /* Checks that t is (n, node shape); what names the tensor. */
-static ebl_status check_batch(const ebl_model *m, const ebl_tensor *t,
+static ebl_status check_batch(const ebl_tensor *t,
                               const ebl_node *node, const char *what) {
   char a[64], b[64];
   int ok = t->ndim == node->ndim + 1 && t->shape[0] >= 1 &&
@@ -529,10 +520,9 @@ static ebl_status check_batch(const ebl_model *m, const ebl_tensor *t,
                   sizeof(int64_t) * (size_t)node->ndim) == 0;
   if (!ok)
     return ebl_fail(EBL_EARG, "model: %s has shape %s, node '%s' takes "
-                    "(batch)x%s", what, shape_text(t->ndim, t->shape, a,
+                    "(batch)x%s", what, ebl_format_shape(t->ndim, t->shape, a,
                     sizeof a), node->name,
-                    shape_text(node->ndim, node->shape, b, sizeof b));
-  (void)m;
+                    ebl_format_shape(node->ndim, node->shape, b, sizeof b));
   return EBL_OK;
 }
 
@@ -540,7 +530,7 @@ static ebl_status check_batch(const ebl_model *m, const ebl_tensor *t,
 static ebl_status dense_copy(ebl_tensor *res, const ebl_tensor *t,
                              ebl_dtype dtype) {
   ebl_tensor cast = {0};
-  TRY(ebl_to_dtype(&cast, t, dtype));
+  EBL_TRY(ebl_to_dtype(&cast, t, dtype));
   ebl_status s = ebl_tensor_clone(res, &cast);
   ebl_tensor_release(&cast);
   return s;
@@ -560,20 +550,20 @@ static ebl_status set_target(ebl_model *m, const ebl_tensor *target) {
     if (m->cfg.loss != EBL_LOSS_CE && !m->cfg.clamp_output)
       return ebl_fail(EBL_EARG, "model: integer labels need loss 'ce'; "
                       "give one-hot targets for 'mse'");
-    TRY(dense_copy(&m->target, target, EBL_I32));
+    EBL_TRY(dense_copy(&m->target, target, EBL_I32));
     double lo, hi;
     int k = (int)out->shape[0];
-    TRY(ebl_reduce_all(EBL_MIN, &m->target, 0.0, &lo));
-    TRY(ebl_reduce_all(EBL_MAX, &m->target, 0.0, &hi));
+    EBL_TRY(ebl_reduce_all(EBL_MIN, &m->target, 0.0, &lo));
+    EBL_TRY(ebl_reduce_all(EBL_MAX, &m->target, 0.0, &hi));
     if (out->ndim != 1 || lo < 0 || hi >= k)
       return ebl_fail(EBL_EARG, "model: label %g out of range 0..%d for "
                       "output '%s'", lo < 0 ? lo : hi, k - 1, out->name);
   } else {
-    TRY(check_batch(m, target, out, "target"));
+    EBL_TRY(check_batch(target, out, "target"));
     if (target->shape[0] != m->batch)
       return ebl_fail(EBL_EARG, "model: target has %lld rows, x has %lld",
                       (long long)target->shape[0], (long long)m->batch);
-    TRY(dense_copy(&m->target, target, m->dtype));
+    EBL_TRY(dense_copy(&m->target, target, m->dtype));
   }
   m->have_target = 1;
   return EBL_OK;
@@ -582,12 +572,12 @@ static ebl_status set_target(ebl_model *m, const ebl_tensor *target) {
 ebl_status ebl_model_set_batch(ebl_model *m, const ebl_tensor *x,
                                const ebl_tensor *target) {
   if (!m->finished)
-    TRY(ebl_model_finish(m));
-  TRY(check_batch(m, x, &m->nodes[m->input], "x"));
+    EBL_TRY(ebl_model_finish(m));
+  EBL_TRY(check_batch(x, &m->nodes[m->input], "x"));
   ebl_dtype dtype = m->params.count > 0 ? m->params.value[0].dtype
                   : ebl_dtype_is_float(x->dtype) ? x->dtype : EBL_F32;
-  TRY(ebl_model_alloc(m, x->shape[0], dtype, ebl_tensor_device(x)));
-  TRY(ebl_copy(&m->x, x));
+  EBL_TRY(ebl_model_alloc(m, x->shape[0], dtype, ebl_tensor_device(x)));
+  EBL_TRY(ebl_copy(&m->x, x));
   m->inputs_cached = 0;
   m->states_ready = 0;
   m->grads_ready = 0;

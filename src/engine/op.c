@@ -4,26 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
 #include "engine/op.h"
-
-#define TRY(call)                                                      \
-  do {                                                                 \
-    ebl_status s_ = (call);                                            \
-    if (s_ != EBL_OK)                                                  \
-      return s_;                                                       \
-  } while (0)
-
-static const char *shape_str(int ndim, const int64_t *shape, char *buf,
-                             size_t len) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < ndim && used < len; i++)
-    used += (size_t)snprintf(buf + used, len - used, i ? "x%lld" : "%lld",
-                             (long long)shape[i]);
-  if (ndim == 0)
-    snprintf(buf, len, "scalar");
-  return buf;
-}
 
 /* ---------------------------------------------------------------- */
 /* Shapes                                                            */
@@ -41,7 +23,8 @@ static ebl_status shape_linear(ebl_op *op, const ebl_tensor *w,
   if (op->in_ndim != 1 || op->in_shape[0] != in)
     return ebl_fail(EBL_EARG, "%s: linear layer takes %lld features, "
                     "input has shape %s", context, (long long)in,
-                    shape_str(op->in_ndim, op->in_shape, buf, sizeof buf));
+                    ebl_format_shape(op->in_ndim, op->in_shape, buf,
+                                     sizeof buf));
   set_out(op, 1, &out);
   return EBL_OK;
 }
@@ -62,7 +45,8 @@ static ebl_status shape_conv(ebl_op *op, const ebl_tensor *w,
   if (op->in_ndim != 3)
     return ebl_fail(EBL_EARG, "%s: conv takes (channels, h, w) states, "
                     "input has shape %s", context,
-                    shape_str(op->in_ndim, op->in_shape, buf, sizeof buf));
+                    ebl_format_shape(op->in_ndim, op->in_shape, buf,
+                                     sizeof buf));
   int t = op->kind == EBL_OP_CONV_T2D;
   int64_t c_in = t ? w->shape[0] : w->shape[1] * o->groups;
   int64_t c_out = t ? w->shape[1] * o->groups : w->shape[0];
@@ -84,7 +68,7 @@ static ebl_status shape_conv(ebl_op *op, const ebl_tensor *w,
       return ebl_fail(EBL_EARG, "%s: kernel %lldx%lld does not fit input "
                       "%s", context, (long long)w->shape[2],
                       (long long)w->shape[3],
-                      shape_str(3, op->in_shape, buf, sizeof buf));
+                      ebl_format_shape(3, op->in_shape, buf, sizeof buf));
   }
   set_out(op, 3, out);
   return EBL_OK;
@@ -96,7 +80,8 @@ static ebl_status shape_pool(ebl_op *op, const char *context) {
   if (op->in_ndim != 3)
     return ebl_fail(EBL_EARG, "%s: pooling takes (channels, h, w) states, "
                     "input has shape %s", context,
-                    shape_str(op->in_ndim, op->in_shape, buf, sizeof buf));
+                    ebl_format_shape(op->in_ndim, op->in_shape, buf,
+                                     sizeof buf));
   int64_t out[3] = {op->in_shape[0], 0, 0};
   for (int d = 0; d < 2; d++) {
     int64_t in = op->in_shape[1 + d];
@@ -106,7 +91,7 @@ static ebl_status shape_pool(ebl_op *op, const char *context) {
     if (out[1 + d] < 1)
       return ebl_fail(EBL_EARG, "%s: pooling window %dx%d does not fit "
                       "input %s", context, o->kernel[0], o->kernel[1],
-                      shape_str(3, op->in_shape, buf, sizeof buf));
+                      ebl_format_shape(3, op->in_shape, buf, sizeof buf));
   }
   set_out(op, 3, out);
   return EBL_OK;
@@ -194,14 +179,14 @@ void ebl_chain_buf_free(ebl_chain_buf *b) {
 static ebl_status buf_step(ebl_chain_buf *b, const ebl_op *op, int i) {
   const ebl_tensor *x = &b->act[i];
   if (is_view_op(op->kind))
-    TRY(view_as(&b->act[i + 1], x, op->out_ndim, op->out_shape));
+    EBL_TRY(view_as(&b->act[i + 1], x, op->out_ndim, op->out_shape));
   else
-    TRY(batch_tensor(&b->act[i + 1], x, op->out_ndim, op->out_shape));
+    EBL_TRY(batch_tensor(&b->act[i + 1], x, op->out_ndim, op->out_shape));
   if (i > 0)
-    TRY(ebl_tensor_zeros_like(&b->cot[i], x));
+    EBL_TRY(ebl_tensor_zeros_like(&b->cot[i], x));
   if (op->kind == EBL_OP_MAX_POOL) {
     const ebl_tensor *y = &b->act[i + 1];
-    TRY(ebl_tensor_zeros(&b->winners[i], EBL_I32, y->ndim, y->shape,
+    EBL_TRY(ebl_tensor_zeros(&b->winners[i], EBL_I32, y->ndim, y->shape,
                          ebl_tensor_device(y)));
   }
   return EBL_OK;
@@ -243,7 +228,7 @@ static ebl_status linear_forward(const ebl_op *op, const ebl_params *p,
   if (op->kind == EBL_OP_LINEAR_T)
     return ebl_gemm(y, x, w, 1.0, 0.0);
   ebl_tensor wt = {0};
-  TRY(ebl_tensor_transpose(&wt, w, 0, 1));
+  EBL_TRY(ebl_tensor_transpose(&wt, w, 0, 1));
   ebl_status s = ebl_gemm(y, x, &wt, 1.0, 0.0);
   ebl_tensor_release(&wt);
   if (s == EBL_OK && op->bias >= 0)
@@ -254,7 +239,7 @@ static ebl_status linear_forward(const ebl_op *op, const ebl_params *p,
 /* Nearest upsampling: k^2 times the adjoint of average pooling. */
 static ebl_status upsample(const ebl_op *op, const ebl_tensor *x,
                            const ebl_tensor *y) {
-  TRY(ebl_avg_pool2d_vjp(y, x, &op->pool));
+  EBL_TRY(ebl_avg_pool2d_vjp(y, x, &op->pool));
   double area = (double)op->pool.kernel[0] * op->pool.kernel[1];
   return ebl_binary_scalar(EBL_MUL, y, y, area);
 }
@@ -292,7 +277,7 @@ static ebl_status op_forward(const ebl_op *op, const ebl_params *p,
 ebl_status ebl_chain_forward(const ebl_op *ops, int n, ebl_chain_buf *b,
                              const ebl_params *p) {
   for (int i = 0; i < n; i++)
-    TRY(op_forward(&ops[i], p, &b->act[i], &b->act[i + 1],
+    EBL_TRY(op_forward(&ops[i], p, &b->act[i], &b->act[i + 1],
                    &b->winners[i]));
   return EBL_OK;
 }
@@ -311,9 +296,9 @@ static ebl_status bias_vjp(const ebl_op *op, const ebl_params *p,
   if (op->bias < 0)
     return EBL_OK;
   if (op->kind == EBL_OP_LINEAR)
-    TRY(ebl_reduce(EBL_SUM, &p->scratch[op->bias], dy, 0, 0, 0.0));
+    EBL_TRY(ebl_reduce(EBL_SUM, &p->scratch[op->bias], dy, 0, 0, 0.0));
   else
-    TRY(ebl_conv2d_bias_vjp(&p->scratch[op->bias], dy));
+    EBL_TRY(ebl_conv2d_bias_vjp(&p->scratch[op->bias], dy));
   return add_scratch(p, op->bias, scale);
 }
 
@@ -326,14 +311,14 @@ static ebl_status linear_vjp(const ebl_op *op, const ebl_params *p,
   ebl_tensor wt = {0}, at = {0};
   ebl_status s = EBL_OK;
   if (dx != NULL) {
-    TRY(ebl_tensor_transpose(&wt, w, 0, 1));
+    EBL_TRY(ebl_tensor_transpose(&wt, w, 0, 1));
     s = ebl_gemm(dx, dy, t ? &wt : w, 1.0, 0.0);
     ebl_tensor_release(&wt);
   }
   if (s != EBL_OK || scale == 0.0)
     return s;
   /* LINEAR: dW += dy^T x; LINEAR_T (y = x W): dW += x^T dy. */
-  TRY(ebl_tensor_transpose(&at, t ? x : dy, 0, 1));
+  EBL_TRY(ebl_tensor_transpose(&at, t ? x : dy, 0, 1));
   s = ebl_gemm(&p->grad[op->weight], &at, t ? dy : x, scale, 1.0);
   ebl_tensor_release(&at);
   return s == EBL_OK ? bias_vjp(op, p, dy, scale) : s;
@@ -345,21 +330,21 @@ static ebl_status conv_vjp(const ebl_op *op, const ebl_params *p,
   const ebl_tensor *w = param(p, op->weight);
   int t = op->kind == EBL_OP_CONV_T2D;
   if (dx != NULL)
-    TRY(t ? ebl_conv_transpose2d_input_vjp(dx, dy, w, &op->conv)
+    EBL_TRY(t ? ebl_conv_transpose2d_input_vjp(dx, dy, w, &op->conv)
           : ebl_conv2d_input_vjp(dx, dy, w, &op->conv));
   if (scale == 0.0)
     return EBL_OK;
   const ebl_tensor *dw = &p->scratch[op->weight];
-  TRY(t ? ebl_conv_transpose2d_weight_vjp(dw, x, dy, &op->conv)
+  EBL_TRY(t ? ebl_conv_transpose2d_weight_vjp(dw, x, dy, &op->conv)
         : ebl_conv2d_weight_vjp(dw, x, dy, &op->conv));
-  TRY(add_scratch(p, op->weight, scale));
+  EBL_TRY(add_scratch(p, op->weight, scale));
   return bias_vjp(op, p, dy, scale);
 }
 
 /* Reshapes dy to dx's shape and copies it. */
 static ebl_status copy_reshaped(const ebl_tensor *dx, const ebl_tensor *dy) {
   ebl_tensor v = {0};
-  TRY(ebl_tensor_reshape(&v, dy, dx->ndim, dx->shape));
+  EBL_TRY(ebl_tensor_reshape(&v, dy, dx->ndim, dx->shape));
   ebl_status s = ebl_copy(dx, &v);
   ebl_tensor_release(&v);
   return s;
@@ -389,14 +374,14 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
   case EBL_OP_AVG_UNPOOL:
     return ebl_avg_pool2d(dx, dy, &op->pool);
   case EBL_OP_UPSAMPLE:
-    TRY(ebl_avg_pool2d(dx, dy, &op->pool));
+    EBL_TRY(ebl_avg_pool2d(dx, dy, &op->pool));
     return ebl_binary_scalar(EBL_MUL, dx, dx, (double)op->pool.kernel[0] *
                              op->pool.kernel[1]);
   case EBL_OP_RESHAPE:
   case EBL_OP_IDENTITY:
     return copy_reshaped(dx, dy);
   case EBL_OP_ACTIVATION:
-    TRY(ebl_unary(op->act_grad, dx, x, op->act_param, 0.0));
+    EBL_TRY(ebl_unary(op->act_grad, dx, x, op->act_param, 0.0));
     return ebl_binary(EBL_MUL, dx, dx, dy);
   default:
     return ebl_fail(EBL_EARG, "engine: unknown layer kind %d",
@@ -414,7 +399,7 @@ ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
     const ebl_tensor *out = i > 0 ? &b->cot[i] : dx;
     if (out == NULL && !(ops[i].weight >= 0 && grad_scale != 0.0))
       break;
-    TRY(op_vjp(&ops[i], p, &b->act[i], cot, out, &b->winners[i],
+    EBL_TRY(op_vjp(&ops[i], p, &b->act[i], cot, out, &b->winners[i],
                grad_scale));
     cot = out;
   }

@@ -2,6 +2,7 @@
    library builds from a graph (lua/ebl/model.lua) into an ebl_model,
    and exposes its inference, energies, states and gradients. The user's
    vocabulary (m:infer, m:state('h1'), ...) lives in model.lua. */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/model.h"
@@ -77,22 +78,17 @@ static int shape_field(lua_State *L, int idx, const char *name,
   return n;
 }
 
-/* An activation by name, with its derivative. */
+/* An activation by name, with its derivative: the core's unary ops
+   that have a "<name>_grad" companion. */
 static void activation(lua_State *L, const char *name, ebl_unary_op *act,
                        ebl_unary_op *grad) {
-  static const char *const names[] = {"tanh", "sigmoid", "relu",
-    "leaky_relu", "gelu", "softplus", NULL};
-  static const ebl_unary_op ops[][2] = {
-    {EBL_TANH, EBL_TANH_GRAD}, {EBL_SIGMOID, EBL_SIGMOID_GRAD},
-    {EBL_RELU, EBL_RELU_GRAD}, {EBL_LEAKY_RELU, EBL_LEAKY_RELU_GRAD},
-    {EBL_GELU, EBL_GELU_GRAD}, {EBL_SOFTPLUS, EBL_SOFTPLUS_GRAD}};
-  for (int i = 0; names[i] != NULL; i++)
-    if (strcmp(name, names[i]) == 0) {
-      *act = ops[i][0];
-      *grad = ops[i][1];
-      return;
-    }
-  luaL_error(L, "model: unknown activation '%s'", name);
+  char grad_name[64];
+  snprintf(grad_name, sizeof grad_name, "%s_grad", name);
+  int a = ebl_unary_from_name(name), g = ebl_unary_from_name(grad_name);
+  if (a < 0 || g < 0)
+    luaL_error(L, "model: unknown activation '%s'", name);
+  *act = (ebl_unary_op)a;
+  *grad = (ebl_unary_op)g;
 }
 
 static const char *const OP_KINDS[] = {"linear", "linear_t", "conv2d",
