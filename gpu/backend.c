@@ -237,7 +237,8 @@ static void avg_pool_vjp(const ebl_pool_geom *g, ebl_dtype dt,
 /* Sums the n doubles at rows (device) into *total (host). */
 static ebl_status sum_rows(const char *op, double *rows, int n,
                            double *total) {
-  EBL_GPU_TRY(ebl_gpu_check(op, ebl_gpu_sum_doubles(rows, n, rows + n)));
+  EBL_GPU_TRY(ebl_gpu_check(op, ebl_gpu_sum_doubles(rows, n, rows + n,
+                                                    1.0, 1.0)));
   return ebl_gpu_read_doubles(op, total, rows + n, 1);
 }
 
@@ -276,6 +277,26 @@ static double cross_entropy(ebl_dtype dt, int n, int k, const void *logits,
   return st == EBL_OK ? total / n : NAN;
 }
 
+/* The engine's cost: the batch mean into *out (device), no wait. */
+static ebl_status loss_into(int ce, ebl_dtype dt, int n, int k,
+                            const void *x, const int32_t *labels,
+                            const void *target, void *grad, double *out) {
+  const char *fn = ce ? "cross_entropy" : "mse_loss";
+  double *rows;
+  if (n <= 0 || k <= 0 || (ce && !labels && !target))
+    return ebl_gpu_fail(EBL_EARG, "%s: an empty batch", fn);
+  EBL_GPU_TRY(ebl_gpu_scratch(fn, sizeof(double) * (size_t)n,
+                              (void **)&rows));
+  ebl_status st = ebl_gpu_check(fn, ce
+    ? ebl_gpu_ce_rows(dt, n, k, x, labels, target, grad, rows)
+    : ebl_gpu_mse_rows(dt, n, k, x, target, grad, rows));
+  if (st == EBL_OK)
+    st = ebl_gpu_check(fn, ebl_gpu_sum_doubles(rows, n, out,
+                                               ce ? 1.0 : 0.5, n));
+  ebl_gpu_free(rows);
+  return st;
+}
+
 /* ---- fused engine kernels */
 
 /* Fails unless every given tensor is dense, of t[0]'s float dtype and
@@ -302,7 +323,7 @@ static ebl_status fused_check(const char *fn, const ebl_tensor *const *t,
 }
 
 /* Launches a kernel that writes per-block sums of squares into parts,
-   then, when sumsq is wanted, sums and reads them. */
+   then, when sumsq (device) is wanted, sums them there. */
 static ebl_status with_sumsq(const char *fn, int64_t n, double *sumsq,
                              cudaError_t (*launch)(double *, const void *),
                              const void *ctx) {
@@ -312,7 +333,8 @@ static ebl_status with_sumsq(const char *fn, int64_t n, double *sumsq,
                               (void **)&parts));
   ebl_status st = ebl_gpu_check(fn, launch(parts, ctx));
   if (st == EBL_OK && sumsq)
-    st = sum_rows(fn, parts, blocks, sumsq);
+    st = ebl_gpu_check(fn, ebl_gpu_sum_doubles(parts, blocks, sumsq, 1.0,
+                                               1.0));
   ebl_gpu_free(parts);
   return st;
 }
@@ -370,6 +392,10 @@ static ebl_status state_step(const ebl_state_step *step,
     count > 3 ? ebl_gpu_data(m2) : NULL));
 }
 
+static ebl_status relax_check(const ebl_relax_check *c) {
+  return ebl_gpu_check("infer", ebl_gpu_relax_check(c));
+}
+
 const ebl_backend ebl_gpu_backend = {
   .name = "cuda",
   .alloc = ebl_gpu_alloc,
@@ -408,4 +434,6 @@ const ebl_backend ebl_gpu_backend = {
   .pred_error = pred_error,
   .bipc_signals = bipc_signals,
   .state_step = state_step,
+  .loss_into = loss_into,
+  .relax_check = relax_check,
 };

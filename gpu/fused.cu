@@ -12,6 +12,11 @@
 //                 Adam: reads v, g, m1, m2; writes them    7 n s
 // plus 8 bytes per block of partial sums (at most 1024 blocks). The
 // benchmark (bench/bench_cuda.c) divides these bytes by the time.
+//
+// Also here: the inference loop's check (relax_check), one thread that
+// sums the energy's terms and keeps the loop's watch, so that the host
+// need not read F at every step; state steps after the loop stopped do
+// nothing (the gate).
 #include <math.h>
 #include <stdint.h>
 
@@ -119,7 +124,8 @@ __device__ inline void step_one(const Coeffs<T> &c, T &v, T g, T &m1,
 
 template <typename T>
 __global__ void step_kernel(int64_t n, Coeffs<T> c, T *v, const T *g,
-                            T *m1, T *m2) {
+                            T *m1, T *m2, const double *gate) {
+  if (gate != nullptr && *gate >= 0) return;
   bool moment1 = c.kind != EBL_STEP_SGD, moment2 = c.kind == EBL_STEP_ADAM;
   FOR_CHUNKS(n, base) {
     T vv[UNROLL], gg[UNROLL], a[UNROLL], b[UNROLL];
@@ -195,10 +201,46 @@ extern "C" cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
   if (dt == EBL_F32)
     step_kernel<<<blocks, THREADS, 0, ebl_gpu_stream>>>(
       n, coeffs<float>(step), (float *)v, (const float *)g, (float *)m1,
-      (float *)m2);
+      (float *)m2, step->gate);
   else
     step_kernel<<<blocks, THREADS, 0, ebl_gpu_stream>>>(
       n, coeffs<double>(step), (double *)v, (const double *)g,
-      (double *)m1, (double *)m2);
+      (double *)m1, (double *)m2, step->gate);
+  return cudaGetLastError();
+}
+
+// ---- the loop's check
+
+// F = sum coef_i term_i (squared where flagged), in order and without
+// fused multiply-adds, as the host sums it (src/engine/ledger.c).
+__device__ double ledger_sum(const double *ledger, int n, int stride) {
+  double f = 0.0;
+  for (int i = 0; i < n; i++) {
+    double t = ledger[i], c = ledger[stride + i];
+    double e = ledger[2 * stride + i] != 0.0 ? __dmul_rn(__dmul_rn(c, t), t)
+                                             : __dmul_rn(c, t);
+    f = __dadd_rn(f, e);
+  }
+  return f;
+}
+
+// watch: F of the last step, the step that stopped the loop, the step
+// at which F became NaN or Inf (see ebl_relax_check).
+__global__ void relax_check_kernel(ebl_relax_check c) {
+  double *w = c.watch;
+  if (w[1] >= 0) return;
+  double f = ledger_sum(c.ledger, c.nterms, c.stride), prev = w[0];
+  c.trace[c.k] = f;
+  w[0] = f;
+  if (c.k == 0) return;
+  if (!isfinite(f)) {
+    w[1] = w[2] = c.k;
+  } else if (fabs(f - prev) <= c.tol * fabs(prev)) {
+    w[1] = c.k;
+  }
+}
+
+extern "C" cudaError_t ebl_gpu_relax_check(const ebl_relax_check *c) {
+  relax_check_kernel<<<1, 1, 0, ebl_gpu_stream>>>(*c);
   return cudaGetLastError();
 }

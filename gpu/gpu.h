@@ -166,9 +166,10 @@ cudaError_t ebl_gpu_reduce(const ebl_gpu_rows *r, int all,
 cudaError_t ebl_gpu_softmax(const ebl_gpu_rows *rx,
                                     const ebl_gpu_rows *ry, const void *x,
                                     void *y, ebl_dtype dt, int take_log);
-/* The sum of n dense doubles into *sum (device), in a fixed order. */
+/* mul * (the sum of n dense doubles) / div into *sum (device); the sum
+   in a fixed order. */
 cudaError_t ebl_gpu_sum_doubles(const double *parts, int64_t n,
-                                        double *sum);
+                                double *sum, double mul, double div);
 
 /* ---- layers (gpu/layers.cu): pooling, bias, losses; dense NCHW */
 
@@ -216,6 +217,8 @@ cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
                                        const ebl_state_step *step,
                                        void *v, const void *g, void *m1,
                                        void *m2);
+/* The inference loop's check (see ebl_relax_check in src/backend.h). */
+cudaError_t ebl_gpu_relax_check(const ebl_relax_check *check);
 
 /* ---- libraries (gpu/blas.c, gpu/conv.c) */
 

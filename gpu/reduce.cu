@@ -305,17 +305,19 @@ extern "C" cudaError_t ebl_gpu_reduce(const ebl_gpu_rows *r, int all,
 // ---- sums of doubles
 
 __global__ void sum_doubles_kernel(const double *parts, int64_t n,
-                                   double *sum) {
+                                   double *sum, double mul, double div) {
   __shared__ Partial sh[THREADS];
   Partial acc = {0.0, 0};
   for (int64_t i = threadIdx.x; i < n; i += THREADS) acc.v += parts[i];
   acc = group_combine<THREADS>(P_SUM, acc, sh);
-  if (threadIdx.x == 0) sum[0] = acc.v;
+  if (threadIdx.x == 0) sum[0] = __ddiv_rn(__dmul_rn(mul, acc.v), div);
 }
 
 extern "C" cudaError_t ebl_gpu_sum_doubles(const double *parts, int64_t n,
-                                           double *sum) {
-  sum_doubles_kernel<<<1, THREADS, 0, ebl_gpu_stream>>>(parts, n, sum);
+                                           double *sum, double mul,
+                                           double div) {
+  sum_doubles_kernel<<<1, THREADS, 0, ebl_gpu_stream>>>(parts, n, sum, mul,
+                                                         div);
   return cudaGetLastError();
 }
 

@@ -44,7 +44,26 @@ typedef struct ebl_state_step {
   ebl_step_kind kind;
   double lr, momentum, beta1, beta2, eps;
   int t;                  /* Adam's step count, from 1 */
+  const double *gate;     /* device memory or NULL: no step when *gate is
+                             >= 0 (the loop has stopped, see below) */
 } ebl_state_step;
+
+/* One check of the inference loop kept on the device (relax_check
+   below). The ledger holds an energy as n terms at ledger[i], their
+   coefficients at ledger[stride + i] and flags at ledger[2 stride + i]
+   (1: the term is a norm, to be squared): F = sum coef_i * term_i (or
+   term_i^2), summed in order in double. The
+   watch is three doubles in device memory: F at the last step, the step
+   at which the loop stopped (-1 while it runs) and the step at which F
+   became NaN or Inf (-1 if none). */
+typedef struct ebl_relax_check {
+  double *watch;
+  const double *ledger;
+  int nterms, stride;
+  double *trace;          /* F of step k goes to trace[k] */
+  int k;                  /* the step just taken; 0 starts the loop */
+  double tol;             /* stop when |F - F_prev| <= tol |F_prev| */
+} ebl_relax_check;
 
 typedef struct ebl_backend {
   const char *name;
@@ -150,7 +169,8 @@ typedef struct ebl_backend {
 
   /* Fused kernels of the energy engine's inner loop, on dense tensors
      of one float dtype and one shape. sumsq may be NULL; when given it
-     receives the sum of squares in double, which waits for the device.
+     is one double in this device's memory (host memory on the CPU) that
+     receives the sum of squares, with no wait for the device.
      err = v - mu and *sumsq = sum err^2, in one pass. */
   ebl_status (*pred_error)(const ebl_tensor *err, const ebl_tensor *v,
                            const ebl_tensor *mu, double *sumsq);
@@ -165,6 +185,18 @@ typedef struct ebl_backend {
   ebl_status (*state_step)(const ebl_state_step *step,
                            const ebl_tensor *v, const ebl_tensor *g,
                            const ebl_tensor *m1, const ebl_tensor *m2);
+  /* The batch mean of a loss (cross-entropy when ce, else mse; the
+     arguments of the losses above) into *out, one double in this
+     device's memory, with no wait. */
+  ebl_status (*loss_into)(int ce, ebl_dtype dtype, int n, int k,
+                          const void *x, const int32_t *labels,
+                          const void *target, void *grad, double *out);
+  /* The loop's check on the device, so that the host reads the watch
+     only every few steps: does nothing once the loop has stopped; else
+     F from the ledger into trace[k] and watch[0]; for k > 0 a
+     non-finite F, or a relative change of at most tol, stops the loop
+     at k. Where a device has this entry, its state_step honours gate. */
+  ebl_status (*relax_check)(const ebl_relax_check *check);
 } ebl_backend;
 
 /* The table of a device, or NULL when this build has none for it. */

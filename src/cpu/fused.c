@@ -1,6 +1,6 @@
 /* Fused CPU kernels of the engine's inner loop: the prediction error with
-   its sum of squares in one pass, and the state optimiser's step in one
-   pass. Sums are taken over fixed chunks combined in order, so results
+   its sum of squares in one pass, the state optimiser's step in one
+   pass, and the output cost written where the engine keeps its terms. Sums are taken over fixed chunks combined in order, so results
    do not depend on the thread count. */
 #include <math.h>
 #include <stdint.h>
@@ -97,6 +97,8 @@ ebl_status ebl_cpu_state_step(const ebl_state_step *step,
       g->dtype != v->dtype || !ebl_dtype_is_float(v->dtype))
     return ebl_fail(EBL_EARG, "state step: states must be dense and of one "
                     "float dtype");
+  if (step->gate != NULL && *step->gate >= 0)
+    return EBL_OK;
   int64_t n = ebl_tensor_numel(v);
   int f32 = v->dtype == EBL_F32;
   void *pv = ebl_tensor_data(v), *p1 = m1 ? ebl_tensor_data(m1) : NULL;
@@ -110,5 +112,13 @@ ebl_status ebl_cpu_state_step(const ebl_state_step *step,
     else
       state_step_f64(step, pv, pg, p1, p2, lo, hi);
   }
+  return EBL_OK;
+}
+
+ebl_status ebl_cpu_loss_into(int ce, ebl_dtype dt, int n, int k,
+                             const void *x, const int32_t *labels,
+                             const void *target, void *grad, double *out) {
+  *out = ce ? ebl_cpu_cross_entropy(dt, n, k, x, labels, target, grad)
+            : ebl_cpu_mse_loss(dt, n, k, x, target, grad);
   return EBL_OK;
 }

@@ -14,19 +14,10 @@ static int is_bipc(const ebl_model *m) {
          m->cfg.energy == EBL_ENERGY_BIPC_SQ;
 }
 
-/* A full reduction into the model's 0-dim scratch: no allocation. */
-static ebl_status reduce_all(ebl_model *m, ebl_reduce_op op,
-                             const ebl_tensor *t, double p, double *out) {
-  EBL_TRY(ebl_reduce(op, &m->scalar, t, EBL_DIM_ALL, 0, p));
-  return ebl_tensor_item(&m->scalar, out);
-}
-
-static ebl_status sum_squares(ebl_model *m, const ebl_tensor *t,
-                              double *out) {
-  double norm;
-  EBL_TRY(reduce_all(m, EBL_NORM, t, 2.0, &norm));
-  *out = norm * norm;
-  return EBL_OK;
+/* coef * ||t||^2 as a term of the energy, for node. */
+static ebl_status add_sumsq(ebl_model *m, const ebl_tensor *t, int node,
+                            double coef) {
+  return ebl_ledger_reduce(m, EBL_NORM, t, node, coef);
 }
 
 /* A node's state is free unless it is the input or a clamped output. */
@@ -123,10 +114,11 @@ static ebl_status feedback(ebl_model *m) {
 /* ---------------------------------------------------------------- */
 /* PC and BiPC: energy and error signals                             */
 
-/* The output cost C (batch mean) and cost_grad = per-sample dC/dv. The
-   backend's kernel is called directly: the buffers are dense and the
-   labels were checked once per batch (ebl_model_set_batch). */
-static ebl_status output_cost(ebl_model *m, double *cost) {
+/* The output cost C (batch mean), weighted by coef in the energy, and
+   cost_grad = per-sample dC/dv. The backend's kernel is called
+   directly: the buffers are dense and the labels were checked once per
+   batch (ebl_model_set_batch). */
+static ebl_status output_cost(ebl_model *m, double coef) {
   const ebl_tensor *out = &m->v[slot_of(m, m->output, m->T - 1)];
   const ebl_backend *be;
   EBL_TRY(ebl_backend_of("model", out, &be));
@@ -134,18 +126,18 @@ static ebl_status output_cost(ebl_model *m, double *cost) {
   const void *x = ebl_tensor_data(out), *t = ebl_tensor_data(&m->target);
   void *g = ebl_tensor_data(&m->cost_grad);
   int labels = !ebl_dtype_is_float(m->target.dtype);
-  if (m->cfg.loss == EBL_LOSS_CE)
-    *cost = be->cross_entropy(m->dtype, n, k, x, labels ? t : NULL,
-                              labels ? NULL : t, g);
-  else
-    *cost = be->mse_loss(m->dtype, n, k, x, t, g);
+  double *cost;
+  EBL_TRY(ebl_ledger_slot(m, -1, coef, 0, &cost));
+  EBL_TRY(be->loss_into(m->cfg.loss == EBL_LOSS_CE, m->dtype, n, k, x,
+                        labels ? t : NULL, labels ? NULL : t, g, cost));
   return ebl_binary_scalar(EBL_MUL, &m->cost_grad, &m->cost_grad,
                            (double)m->batch);
 }
 
 /* ---------------------------------------------------------------- */
-/* Fused kernels of a device backend (CUDA); the CPU has none and     */
-/* keeps the unfused steps. *done tells whether the kernel ran.       */
+/* Fused kernels of the backend, where it has them (the CPU fuses the */
+/* prediction error, CUDA also BiPC's signals); the unfused steps     */
+/* remain for the others. *done tells whether the kernel ran.         */
 
 /* PC on a device whose backend fuses the prediction error: pc_eval
    leaves e_f = v - mu to fused_pred_error, which also gives its energy. */
@@ -155,68 +147,69 @@ static int pc_error_fused(const ebl_model *m) {
          be->pred_error != NULL;
 }
 
-/* PC: e_f = v - mu (sig is a view of it) and ef = ||e_f||^2 in one
-   pass. */
+/* PC: e_f = v - mu (sig is a view of it) and coef ||e_f||^2 as a term,
+   in one pass. */
 static ebl_status fused_pred_error(ebl_model *m, int s, int node,
-                                   double *ef, int *done) {
+                                   double coef, int *done) {
   *done = pc_error_fused(m) && m->has_f[s];
   if (!*done)
     return EBL_OK;
+  double *sumsq;
+  EBL_TRY(ebl_ledger_slot(m, node, coef, 0, &sumsq));
   return ebl_backend_for(m->device)->pred_error(
-    &m->err[s], &m->v[s], prediction(m, s, node), ef);
+    &m->err[s], &m->v[s], prediction(m, s, node), sumsq);
 }
 
-/* BiPC: sig = e_f + lambda e_b, sig_b = lambda sig, ef = ||sig||^2. */
-static ebl_status fused_bipc_signals(ebl_model *m, int s, double *ef,
-                                     int *done) {
+/* BiPC: sig = e_f + lambda e_b, sig_b = lambda sig, and
+   coef ||sig||^2 as a term. */
+static ebl_status fused_bipc_signals(ebl_model *m, int s, int node,
+                                     double coef, int *done) {
   const ebl_backend *be = ebl_backend_for(m->device);
   *done = be != NULL && be->bipc_signals != NULL;
   if (!*done)
     return EBL_OK;
+  double *sumsq;
+  EBL_TRY(ebl_ledger_slot(m, node, coef, 0, &sumsq));
   return be->bipc_signals(&m->sig[s], &m->sig_b[s], &m->err[s],
-                          &m->err_b[s], m->cfg.fb_weight, ef);
+                          &m->err_b[s], m->cfg.fb_weight, sumsq);
+}
+
+/* The input's signal: its rebuild error, weighted by cb. */
+static ebl_status input_signals(ebl_model *m, int s, int node) {
+  double cb = m->cfg.cb_weight;
+  if (m->k_b[s] == 0)
+    return EBL_OK;
+  EBL_TRY(add_sumsq(m, &m->err_b[s], node, 0.5 * cb / (double)m->batch));
+  return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
 }
 
 /* Signals of one slot: sig = dF/de_f, sig_b = dF/de_b, and its energy
-   (per-sample sum, summed over the batch). */
-static ebl_status slot_signals(ebl_model *m, int s, int node, double *e) {
-  double lambda = m->cfg.fb_weight, ef = 0.0, eb = 0.0;
+   terms (per-sample sums, as a batch mean). */
+static ebl_status slot_signals(ebl_model *m, int s, int node) {
+  double lambda = m->cfg.fb_weight, half = 0.5 / (double)m->batch;
   int k = m->k_b[s];
-  if (node == m->input) {
-    if (k == 0)
-      return EBL_OK;
-    double cb = m->cfg.cb_weight;
-    EBL_TRY(sum_squares(m, &m->err_b[s], &eb));
-    *e += 0.5 * cb * eb;
-    return ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s], cb);
-  }
+  if (node == m->input)
+    return input_signals(m, s, node);
   int bipc = k > 0 && m->cfg.energy == EBL_ENERGY_BIPC, fused;
-  EBL_TRY(bipc ? fused_bipc_signals(m, s, &ef, &fused)
-           : fused_pred_error(m, s, node, &ef, &fused));
+  EBL_TRY(bipc ? fused_bipc_signals(m, s, node, half, &fused)
+           : fused_pred_error(m, s, node, half, &fused));
   if (!fused && m->sig[s].storage != m->err[s].storage)
     EBL_TRY(ebl_copy(&m->sig[s], &m->err[s]));
   if (bipc && !fused) {
     EBL_TRY(ebl_axpby(&m->sig[s], lambda, &m->err_b[s], 1.0));
     EBL_TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->sig[s], lambda));
-  } else if (k > 0 && !bipc) {
-    EBL_TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
-                          lambda * lambda));
-    EBL_TRY(sum_squares(m, &m->err_b[s], &eb));
-    eb *= lambda * lambda;
   }
   if (!fused)
-    EBL_TRY(sum_squares(m, &m->sig[s], &ef));
-  *e += 0.5 * (ef + eb);
+    EBL_TRY(add_sumsq(m, &m->sig[s], node, half));
+  if (k > 0 && !bipc) {
+    EBL_TRY(ebl_binary_scalar(EBL_MUL, &m->sig_b[s], &m->err_b[s],
+                          lambda * lambda));
+    EBL_TRY(add_sumsq(m, &m->err_b[s], node, half * lambda * lambda));
+  }
   return EBL_OK;
 }
 
-/* Records the energy of each node (batch mean, summed over time). */
-static void record_node(ebl_model *m, int node, double e) {
-  if (m->record && m->node_energy != NULL && m->rows < m->cap_rows)
-    m->node_energy[m->rows * m->nnodes + node] += e / (double)m->batch;
-}
-
-static ebl_status pc_eval(ebl_model *m, double beta, double *energy) {
+static ebl_status pc_eval(ebl_model *m, double beta) {
   int slots = m->nnodes * m->T;
   for (int k = 0; k < slots; k++) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
@@ -229,17 +222,10 @@ static ebl_status pc_eval(ebl_model *m, double beta, double *energy) {
   }
   if (is_bipc(m))
     EBL_TRY(feedback(m));
-  double total = 0.0;
-  for (int s = 0; s < slots; s++) {
-    double e = 0.0;
-    EBL_TRY(slot_signals(m, s, s / m->T, &e));
-    record_node(m, s / m->T, e);
-    total += e;
-  }
-  double cost = 0.0;
+  for (int s = 0; s < slots; s++)
+    EBL_TRY(slot_signals(m, s, s / m->T));
   if (m->have_target && beta != 0.0 && !m->cfg.clamp_output)
-    EBL_TRY(output_cost(m, &cost));
-  *energy = total / (double)m->batch + beta * cost;
+    EBL_TRY(output_cost(m, beta));
   return EBL_OK;
 }
 
@@ -359,16 +345,12 @@ static ebl_status ep_activate(ebl_model *m) {
   return EBL_OK;
 }
 
-static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
+static ebl_status ep_eval(ebl_model *m, double beta) {
+  double inv = 1.0 / (double)m->batch;
   EBL_TRY(ep_activate(m));
-  double total = 0.0, part;
-  for (int i = 0; i < m->nnodes; i++) {
-    if (i == m->input)
-      continue;
-    EBL_TRY(sum_squares(m, &m->v[slot_of(m, i, 0)], &part));
-    total += 0.5 * part;
-    record_node(m, i, 0.5 * part);
-  }
+  for (int i = 0; i < m->nnodes; i++)
+    if (i != m->input)
+      EBL_TRY(add_sumsq(m, &m->v[slot_of(m, i, 0)], i, 0.5 * inv));
   for (int e = 0; e < m->nedges; e++) {
     const ebl_edge *ed = &m->edges[e];
     ebl_chain_buf *b = fwd_buf(m, e, 0);
@@ -376,14 +358,10 @@ static ebl_status ep_eval(ebl_model *m, double beta, double *energy) {
     EBL_TRY(ebl_chain_forward(ed->ops, ed->nops, b, &m->params));
     EBL_TRY(ebl_binary(EBL_MUL, &m->tmp[d], ep_rho(m, ed->dst),
                    &b->act[ed->nops]));
-    EBL_TRY(reduce_all(m, EBL_SUM, &m->tmp[d], 0.0, &part));
-    total -= part;
-    record_node(m, ed->dst, -part);
+    EBL_TRY(ebl_ledger_reduce(m, EBL_SUM, &m->tmp[d], ed->dst, -inv));
   }
-  double cost = 0.0;
   if (m->have_target && beta != 0.0)
-    EBL_TRY(output_cost(m, &cost));
-  *energy = total / (double)m->batch + beta * cost;
+    EBL_TRY(output_cost(m, beta));
   return EBL_OK;
 }
 
@@ -436,11 +414,11 @@ static ebl_status ep_param_grads(ebl_model *m) {
    slot's signal is complete before it flows on to its sources. */
 ebl_status ebl_energy_backprop(ebl_model *m) {
   int slots = m->nnodes * m->T;
-  double cost;
   for (int s = 0; s < slots; s++)
     EBL_TRY(ebl_fill(&m->sig[s], 0.0));
   EBL_TRY(zero_param_grads(m));
-  EBL_TRY(output_cost(m, &cost));
+  ebl_ledger_begin(m);
+  EBL_TRY(output_cost(m, 1.0));
   EBL_TRY(ebl_copy(&m->sig[slot_of(m, m->output, m->T - 1)], &m->cost_grad));
   for (int k = slots - 1; k >= 0; k--) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
@@ -470,20 +448,21 @@ ebl_status ebl_energy_backprop(ebl_model *m) {
 /* ---------------------------------------------------------------- */
 /* Dispatch on the energy                                            */
 
+/* Queues the evaluation of F into the ledger; with energy, reads it. */
 ebl_status ebl_energy_eval(ebl_model *m, double beta, double *energy) {
+  ebl_ledger_begin(m);
   switch (m->cfg.energy) {
   case EBL_ENERGY_EP:
-    return ep_eval(m, beta, energy);
-  case EBL_ENERGY_BP: {
-    double cost = 0.0;
+    EBL_TRY(ep_eval(m, beta));
+    break;
+  case EBL_ENERGY_BP:
     if (m->have_target)
-      EBL_TRY(output_cost(m, &cost));
-    *energy = cost;
-    return EBL_OK;
-  }
+      EBL_TRY(output_cost(m, 1.0));
+    break;
   default:
-    return pc_eval(m, beta, energy);
+    EBL_TRY(pc_eval(m, beta));
   }
+  return energy != NULL ? ebl_ledger_total(m, energy) : EBL_OK;
 }
 
 ebl_status ebl_energy_state_grads(ebl_model *m, double beta) {
@@ -498,8 +477,7 @@ ebl_status ebl_energy_state_grads(ebl_model *m, double beta) {
 }
 
 ebl_status ebl_energy_param_grads(ebl_model *m, double beta) {
-  double energy;
-  EBL_TRY(ebl_energy_eval(m, beta, &energy));
+  EBL_TRY(ebl_energy_eval(m, beta, NULL));
   switch (m->cfg.energy) {
   case EBL_ENERGY_EP:
     return ep_param_grads(m);

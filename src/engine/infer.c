@@ -40,7 +40,8 @@ static ebl_status fused_state_step(ebl_model *m, int s,
   ebl_state_step step = {
     o->optim == EBL_STATE_ADAM       ? EBL_STEP_ADAM
     : o->optim == EBL_STATE_MOMENTUM ? EBL_STEP_MOMENTUM : EBL_STEP_SGD,
-    o->state_lr, o->momentum, o->beta1, o->beta2, o->eps, m->adam_t};
+    o->state_lr, o->momentum, o->beta1, o->beta2, o->eps, m->adam_t,
+    m->watching ? ebl_watch_gate(m) : NULL};
   return be->state_step(&step, &m->v[s], &m->grad[s], &m->mom1[s],
                         &m->mom2[s]);
 }
@@ -170,30 +171,33 @@ static ebl_status eval_row(ebl_model *m, double beta, double *energy) {
   return EBL_OK;
 }
 
-/* Iterates from the current states until the tolerance or the limit;
-   the energy of the states reached is left in *energy. */
-static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
+/* One step of the loop: the states move along -dF/dv (and the weights
+   too in incremental PC). */
+static ebl_status relax_step(ebl_model *m, const ebl_infer_opts *o,
+                             double beta) {
+  if (ebl_interrupted())
+    return ebl_fail(EBL_EINTR, "interrupted");
+  EBL_TRY(ebl_energy_state_grads(m, beta));
+  EBL_TRY(record_grads(m));
+  EBL_TRY(update_states(m, o));
+  if (o->param_lr > 0)
+    EBL_TRY(incremental_step(m, o, beta));
+  return EBL_OK;
+}
+
+/* The loop checked on the host: F is read after every step. */
+static ebl_status relax_host(ebl_model *m, const ebl_infer_opts *o,
                              double beta, double *energy, int *steps) {
   double f_prev;
-  EBL_TRY(reset_optimiser(m));
   EBL_TRY(eval_row(m, beta, &f_prev));
-  /* Inputs and weights are fixed from here on (unless incremental):
-     the chains that read the input keep their outputs. */
-  m->inputs_cached = o->param_lr <= 0;
   int k = 0;
   while (k < o->steps) {
-    if (ebl_interrupted())
-      return ebl_fail(EBL_EINTR, "interrupted");
-    EBL_TRY(ebl_energy_state_grads(m, beta));
-    EBL_TRY(record_grads(m));
-    EBL_TRY(update_states(m, o));
-    if (o->param_lr > 0)
-      EBL_TRY(incremental_step(m, o, beta));
+    EBL_TRY(relax_step(m, o, beta));
     k++;
     m->rows++;
     double f;
     EBL_TRY(eval_row(m, beta, &f));
-    if ((o->check_every <= 1 || k % o->check_every == 0) && !isfinite(f))
+    if (!isfinite(f))
       return numeric_failure(m, k);
     int converged = fabs(f - f_prev) <= o->tol * fabs(f_prev);
     f_prev = f;
@@ -202,11 +206,61 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
   }
   if (!isfinite(f_prev))
     return numeric_failure(m, k);
+  *energy = f_prev;
+  *steps = k;
+  return EBL_OK;
+}
+
+/* The loop checked on the device (ledger.c): the host queues steps and
+   reads the watch every check_every steps. Steps queued after the one
+   that ended the loop leave the states alone (the gate), so the result
+   is the one the host's check gives. */
+static ebl_status relax_device(ebl_model *m, const ebl_infer_opts *o,
+                               double beta, double *energy, int *steps) {
+  int every = o->check_every > 0 ? o->check_every : 1, k = 0;
+  int base = m->rows;
+  double w[3];
+  EBL_TRY(ebl_energy_eval(m, beta, NULL));
+  EBL_TRY(ebl_watch_start(m, o->steps));
+  m->watching = 1;
+  while (k < o->steps) {
+    EBL_TRY(relax_step(m, o, beta));
+    k++;
+    EBL_TRY(ebl_energy_eval(m, beta, NULL));
+    EBL_TRY(ebl_watch_check(m, k, o->tol));
+    if (k % every == 0 && k < o->steps) {
+      EBL_TRY(ebl_watch_read(m, w));
+      if (w[1] >= 0)
+        break;
+    }
+  }
+  m->watching = 0;
+  EBL_TRY(ebl_watch_read(m, w));
+  int stop = w[1] >= 0 ? (int)w[1] : k;
+  EBL_TRY(ebl_watch_trace(m, base, stop));
+  m->rows = base + stop;
+  if (w[2] >= 0)
+    return numeric_failure(m, (int)w[2]);
+  if (!isfinite(w[0]))
+    return numeric_failure(m, stop);
+  *energy = w[0];
+  *steps = stop;
+  return EBL_OK;
+}
+
+/* Iterates from the current states until the tolerance or the limit;
+   the energy of the states reached is left in *energy. */
+static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
+                             double beta, double *energy, int *steps) {
+  EBL_TRY(reset_optimiser(m));
+  /* Inputs and weights are fixed from here on (unless incremental):
+     the chains that read the input keep their outputs. */
+  m->inputs_cached = o->param_lr <= 0;
+  EBL_TRY(ebl_watch_usable(m, o) ? relax_device(m, o, beta, energy, steps)
+                                 : relax_host(m, o, beta, energy, steps));
   EBL_TRY(ebl_energy_state_grads(m, beta));
   EBL_TRY(record_grads(m));
   m->rows++;
-  *energy = f_prev;
-  *steps = k;
   return EBL_OK;
 }
 
@@ -214,6 +268,7 @@ static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
                         double *energy, int *steps) {
   ebl_status s = relax_loop(m, o, beta, energy, steps);
   m->inputs_cached = 0;
+  m->watching = 0;
   return s;
 }
 

@@ -53,6 +53,16 @@ struct ebl_model {
   int adam_t;
   double beta;                /* beta of the last infer */
 
+  /* The energy's terms (ledger.c). */
+  ebl_tensor ledger;          /* float64: terms, coefficients, flags */
+  ebl_tensor *led_view;       /* 0-dim views of the terms */
+  double *led_host;           /* the same three rows on the host */
+  int *led_node;              /* node of each term, -1 for the cost */
+  int led_cap, led_n, led_loop_n;
+  int watching;               /* state steps are gated by the watch */
+  ebl_tensor watch;           /* float64 (3): the loop's check */
+  ebl_tensor dtrace;          /* float64: F per step, on the device */
+
   /* Diagnostics of the last infer. */
   int record;
   int rows, cap_rows;
@@ -72,7 +82,23 @@ ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
 ebl_status ebl_model_set_batch(ebl_model *m, const ebl_tensor *x,
                                const ebl_tensor *target);
 
-/* energy.c */
+/* ledger.c */
+ebl_status ebl_ledger_alloc(ebl_model *m);
+void ebl_ledger_free(ebl_model *m);
+void ebl_ledger_begin(ebl_model *m);
+ebl_status ebl_ledger_slot(ebl_model *m, int node, double coef,
+                           int squared, double **slot);
+ebl_status ebl_ledger_reduce(ebl_model *m, ebl_reduce_op op,
+                             const ebl_tensor *t, int node, double coef);
+ebl_status ebl_ledger_total(ebl_model *m, double *energy);
+int ebl_watch_usable(const ebl_model *m, const ebl_infer_opts *o);
+ebl_status ebl_watch_start(ebl_model *m, int steps);
+ebl_status ebl_watch_check(ebl_model *m, int k, double tol);
+ebl_status ebl_watch_read(ebl_model *m, double w[3]);
+const double *ebl_watch_gate(const ebl_model *m);
+ebl_status ebl_watch_trace(ebl_model *m, int base, int k);
+
+/* energy.c: energy may be NULL, which leaves F in the ledger */
 ebl_status ebl_energy_forward_sweep(ebl_model *m);
 ebl_status ebl_energy_eval(ebl_model *m, double beta, double *energy);
 ebl_status ebl_energy_state_grads(ebl_model *m, double beta);

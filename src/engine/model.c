@@ -380,6 +380,7 @@ static void free_batch(ebl_model *m) {
   ebl_tensor_release(&m->target);
   ebl_tensor_release(&m->cost_grad);
   ebl_tensor_release(&m->scalar);
+  ebl_ledger_free(m);
   m->batch = 0;
   m->states_ready = m->inputs_cached = m->grads_ready = 0;
 }
@@ -501,6 +502,8 @@ ebl_status ebl_model_alloc(ebl_model *m, int64_t n, ebl_dtype dtype,
     s = node_tensor(m, &m->cost_grad, &m->nodes[m->output]);
   if (s == EBL_OK)
     s = ebl_tensor_zeros(&m->scalar, dtype, 0, NULL, device);
+  if (s == EBL_OK)
+    s = ebl_ledger_alloc(m);
   for (int i = 0; s == EBL_OK && i < m->params.count; i++)
     s = ebl_tensor_zeros_like(&m->ep_grad[i], &m->params.value[i]);
   if (s != EBL_OK) {

@@ -76,7 +76,9 @@ typedef struct ebl_infer_opts {
   int record;             /* keep per-node energy and |dF/dv| per step */
   double param_lr;        /* > 0: incremental PC, SGD on the parameters
                              at every step with this rate */
-  int check_every;        /* NaN / Inf check period (iterations) */
+  int check_every;        /* on a GPU: steps between the host's reads
+                             of the loop's check (the CPU reads F at
+                             every step) */
 } ebl_infer_opts;
 
 /* What an inference gives back. */

@@ -264,7 +264,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->beta2 = ebl_optnum(L, arg, "beta2", 0.999);
   o->eps = ebl_optnum(L, arg, "eps", 1e-8);
   o->record = ebl_optbool(L, arg, "record", 0);
-  o->check_every = (int)ebl_optint(L, arg, "check_every", 1);
+  o->check_every = (int)ebl_optint(L, arg, "check_every", 10);
   o->param_lr = ebl_optnum(L, arg, "param_lr", 0.0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
@@ -278,6 +278,9 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
     luaL_error(L, "infer: state_lr must be > 0, got %g", o->state_lr);
   if (!(o->tol >= 0))
     luaL_error(L, "infer: tol must be >= 0, got %g", o->tol);
+  if (o->check_every < 1)
+    luaL_error(L, "infer: check_every must be >= 1, got %d",
+               o->check_every);
 }
 
 /* core:infer(x, target or nil, opts) -> energy, steps, trace */

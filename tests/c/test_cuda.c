@@ -3,6 +3,7 @@
    copies into strided views across devices, the caching allocator (its
    figures, no cudaMalloc in steady state, out of memory). Skipped where
    no GPU is usable; tests/spec/cuda_spec.lua covers the tensor API. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "backend.h"
@@ -62,6 +63,13 @@ static void release(ebl_tensor *t, int n) {
   for (int i = 0; i < n; i++) ebl_tensor_release(&t[i]);
 }
 
+/* A float64 tensor of n zeros on the GPU, for sums kernels write. */
+static ebl_tensor doubles(int64_t n) {
+  ebl_tensor t;
+  ebl_tensor_zeros(&t, EBL_F64, 1, &n, EBL_CUDA);
+  return t;
+}
+
 /* e = v - mu with its energy in one pass equals the CPU's subtraction
    (bit for bit) and its sum of squares. */
 static void test_pred_error(const ebl_backend *be) {
@@ -73,12 +81,13 @@ static void test_pred_error(const ebl_backend *be) {
   t[3] = on(&t[1], EBL_CUDA);
   ebl_tensor_empty(&t[4], EBL_F32, 1, &n, EBL_CUDA);
   ebl_binary_new(EBL_SUB, &t[5], &t[0], &t[1]);
-  double sumsq = -1;
-  CHECK(be->pred_error(&t[4], &t[2], &t[3], &sumsq) == EBL_OK,
-        "pred_error runs (%s)", ebl_error());
+  ebl_tensor sum = doubles(1);
+  CHECK(be->pred_error(&t[4], &t[2], &t[3], ebl_tensor_data(&sum)) ==
+        EBL_OK, "pred_error runs (%s)", ebl_error());
   CHECK(max_rel(&t[4], &t[5]) == 0, "pred_error: e = v - mu exactly");
-  CHECK_CLOSE(sumsq, host_sumsq(&t[5]), 1e-9,
+  CHECK_CLOSE(at(&sum, 0), host_sumsq(&t[5]), 1e-9,
               "pred_error: the sum of squares");
+  ebl_tensor_release(&sum);
   CHECK(be->pred_error(&t[4], &t[2], &t[3], NULL) == EBL_OK,
         "pred_error without the sum");
   CHECK(be->pred_error(&t[4], &t[0], &t[3], NULL) == EBL_EARG,
@@ -89,8 +98,8 @@ static void test_pred_error(const ebl_backend *be) {
 /* BiPC's r = e_f + lambda e_b, sig_b = lambda r and ||r||^2. */
 static void test_bipc(const ebl_backend *be) {
   int64_t n = 65536 * 3 + 5;
-  double lambda = 0.3, sumsq = -1;
-  ebl_tensor t[8];
+  double lambda = 0.3;
+  ebl_tensor t[8], sum = doubles(1);
   t[0] = uniform(n, -1, 1, EBL_CPU);
   t[1] = uniform(n, -1, 1, EBL_CPU);
   t[2] = on(&t[0], EBL_CUDA);
@@ -100,12 +109,15 @@ static void test_bipc(const ebl_backend *be) {
   ebl_tensor_clone(&t[6], &t[0]);
   ebl_axpby(&t[6], lambda, &t[1], 1.0);
   ebl_binary_scalar_new(EBL_MUL, &t[7], &t[6], lambda);
-  CHECK(be->bipc_signals(&t[4], &t[5], &t[2], &t[3], lambda, &sumsq) ==
-        EBL_OK, "bipc_signals runs (%s)", ebl_error());
+  CHECK(be->bipc_signals(&t[4], &t[5], &t[2], &t[3], lambda,
+                         ebl_tensor_data(&sum)) == EBL_OK,
+        "bipc_signals runs (%s)", ebl_error());
   CHECK(max_rel(&t[4], &t[6]) < 1e-6, "bipc_signals: sig = e_f + l e_b");
   CHECK(max_rel(&t[5], &t[7]) < 1e-6, "bipc_signals: sig_b = l sig");
-  CHECK_CLOSE(sumsq, host_sumsq(&t[6]), 1e-6, "bipc_signals: ||sig||^2");
+  CHECK_CLOSE(at(&sum, 0), host_sumsq(&t[6]), 1e-6,
+              "bipc_signals: ||sig||^2");
   release(t, 8);
+  ebl_tensor_release(&sum);
 }
 
 /* The CPU's unfused steps (src/engine/infer.c) on host tensors. */
@@ -140,7 +152,7 @@ static void test_state_step(const ebl_backend *be) {
   static const char *const names[] = {"sgd", "momentum", "adam"};
   int64_t n = 4097;
   for (int kind = EBL_STEP_SGD; kind <= EBL_STEP_ADAM; kind++) {
-    ebl_state_step s = {kind, 0.05, 0.9, 0.9, 0.999, 1e-8, 0};
+    ebl_state_step s = {kind, 0.05, 0.9, 0.9, 0.999, 1e-8, 0, NULL};
     ebl_tensor c[4], g[4];
     c[0] = uniform(n, -1, 1, EBL_CPU);
     c[1] = uniform(n, -1, 1, EBL_CPU);
@@ -162,6 +174,59 @@ static void test_state_step(const ebl_backend *be) {
     release(c, 4);
     release(g, 4);
   }
+}
+
+/* Sets a ledger of terms (2, 3) with coefficients (0.5, 1), the first
+   squared: F = 0.5 * 4 + 3 = 5; scale multiplies the terms. */
+static void set_ledger(ebl_tensor *ledger, double scale) {
+  double rows[6] = {2 * scale, 3 * scale, 0.5, 1, 1, 0};
+  for (int64_t i = 0; i < 6; i++)
+    ebl_tensor_set(ledger, &i, rows[i]);
+}
+
+/* The loop's check: F from the ledger, the stop on a small change, the
+   flag on NaN, and the gate that then holds the states. */
+static void test_relax_check(const ebl_backend *be) {
+  ebl_tensor ledger = doubles(6), watch = doubles(3), trace = doubles(4);
+  double w0[3] = {0, -1, -1};
+  be->from_host(ebl_tensor_data(&watch), w0, sizeof w0);
+  ebl_relax_check c = {ebl_tensor_data(&watch), ebl_tensor_data(&ledger),
+                       2, 2, ebl_tensor_data(&trace), 0, 1e-3};
+  set_ledger(&ledger, 1.0);
+  CHECK(be->relax_check(&c) == EBL_OK, "relax_check runs (%s)",
+        ebl_error());
+  CHECK(at(&trace, 0) == 5.0 && at(&watch, 1) == -1, "relax_check: F = 5 "
+        "at step 0, running (got %g, %g)", at(&trace, 0), at(&watch, 1));
+  set_ledger(&ledger, 2.0);        /* F = 0.5 * 16 + 6 = 14 */
+  c.k = 1;
+  be->relax_check(&c);
+  CHECK(at(&trace, 1) == 14.0 && at(&watch, 1) == -1,
+        "relax_check: a large change goes on");
+  c.k = 2;                          /* the same F: stop at 2 */
+  be->relax_check(&c);
+  CHECK(at(&watch, 1) == 2 && at(&watch, 2) == -1 && at(&watch, 0) == 14,
+        "relax_check: stops at step 2 (got %g)", at(&watch, 1));
+  c.k = 3;
+  be->relax_check(&c);
+  CHECK(at(&watch, 1) == 2, "relax_check: a stopped loop stays stopped");
+  int64_t n = 5;
+  ebl_tensor v, g;
+  ebl_tensor_full(&v, EBL_F32, 1, &n, 1.0, EBL_CUDA);
+  ebl_tensor_full(&g, EBL_F32, 1, &n, 1.0, EBL_CUDA);
+  ebl_state_step s = {EBL_STEP_SGD, 0.5, 0, 0, 0, 0, 1,
+                      (const double *)ebl_tensor_data(&watch) + 1};
+  be->state_step(&s, &v, &g, NULL, NULL);
+  CHECK(at(&watch, 1) == 2 && ebl_tensor_get(&v, (int64_t[]){4}, &w0[0]) ==
+        EBL_OK && w0[0] == 1.0, "state_step: the gate holds the states");
+  be->from_host(ebl_tensor_data(&watch), (double[3]){0, -1, -1},
+                3 * sizeof(double));
+  set_ledger(&ledger, NAN);
+  c.k = 1;
+  be->relax_check(&c);
+  CHECK(at(&watch, 1) == 1 && at(&watch, 2) == 1,
+        "relax_check: NaN stops the loop and is flagged");
+  ebl_tensor t[5] = {ledger, watch, trace, v, g};
+  release(t, 5);
 }
 
 /* out = 0.5 a b + 2 out on the GPU equals the CPU's. */
@@ -255,6 +320,7 @@ int main(void) {
   test_pred_error(be);
   test_bipc(be);
   test_state_step(be);
+  test_relax_check(be);
   test_gemm();
   test_copy_into_view();
   test_allocator();

@@ -669,13 +669,21 @@ describe('the energy engine on the GPU', function()
     ebl.manual_seed(21)
     local g = ebl.graph()
     local x = g:node{name = 'x', shape = {20}, role = 'input'}
-    local h1 = g:node{name = 'h1', shape = {32}}
-    local h2 = g:node{name = 'h2', shape = {16}}
-    local y = g:node{name = 'y', shape = {5}, role = 'output'}
-    g:edge(x, h1, ebl.nn.chain(ebl.nn.linear(20, 32), ebl.nn.tanh()))
-    g:edge(h1, h2, ebl.nn.chain(ebl.nn.linear(32, 16), ebl.nn.tanh()))
+    -- EP's activations belong to the nodes, PC's to the edges.
+    local ep = energy == 'ep'
+    local act = ep and 'sigmoid' or nil
+    local h1 = g:node{name = 'h1', shape = {32}, activation = act}
+    local h2 = g:node{name = 'h2', shape = {16}, activation = act}
+    local y = g:node{name = 'y', shape = {5}, role = 'output',
+      activation = act}
+    local function layer(n_in, n_out)
+      local lin = ebl.nn.linear(n_in, n_out)
+      return ep and lin or ebl.nn.chain(lin, ebl.nn.tanh())
+    end
+    g:edge(x, h1, layer(20, 32))
+    g:edge(h1, h2, layer(32, 16))
     g:edge(h2, y, ebl.nn.linear(16, 5))
-    local m = ebl.model(g, {energy = energy})
+    local m = ebl.model(g, {energy = energy, loss = ep and 'mse' or 'ce'})
     ebl.set_default_device('cpu')
     return m
   end
@@ -701,4 +709,71 @@ describe('the energy engine on the GPU', function()
       end)
     end
   end
+
+  -- The loop's check runs on the device and the host reads it every
+  -- check_every steps: the loop must end where the CPU's ends.
+  local function batch(energy)
+    ebl.manual_seed(5)
+    local x = ebl.randn{64, 20}
+    if energy == 'ep' then return x, ebl.rand{64, 5} end
+    return x, ebl.randint(0, 5, {64}, 'int32')
+  end
+
+  local function same_run(energy, opts)
+    local mc, mg = mlp(energy, 'cpu'), mlp(energy, 'cuda')
+    local x, labels = batch(energy)
+    local ec, kc, tc = mc:infer(x, labels, opts)
+    local eg, kg, tg = mg:infer(x:cuda(), labels:cuda(), opts)
+    assert.are.equal(kc, kg)
+    assert.are.equal(#tc, #tg)
+    for i = 1, #tc do
+      assert(math.abs(tc[i] - tg[i]) <= 1e-5 * math.abs(tc[i]),
+        ('trace %d: %.9g vs %.9g'):format(i, tg[i], tc[i]))
+    end
+    assert(math.abs(ec - eg) <= 1e-5 * math.abs(ec))
+    for _, name in ipairs{'h1', 'h2', 'y'} do
+      near(mg:state(name), mc:state(name), 1e-5, 'state ' .. name)
+    end
+    return kc
+  end
+
+  for _, every in ipairs{1, 3, 10, 500} do
+    gpu_it(('the tolerance ends the loop at the CPU step (check_every %d)')
+      :format(every), function()
+      for _, energy in ipairs{'pc', 'ep'} do
+        local k = same_run(energy, {steps = 300, state_lr = 0.05,
+          tol = 1e-4, check_every = every})
+        assert(k > 1 and k < 300, energy .. ' stopped at step ' .. k)
+      end
+    end)
+  end
+
+  gpu_it('the step limit ends the loop on the device as on the CPU',
+    function()
+      assert.are.equal(7, same_run('pc', {steps = 7, state_lr = 0.05,
+        tol = 0, check_every = 3}))
+      assert.are.equal(0, same_run('pc', {steps = 0, check_every = 3}))
+    end)
+
+  gpu_it('a state that blows up is reported at the same step', function()
+    local msgs = {}
+    for _, device in ipairs{'cpu', 'cuda'} do
+      local m = mlp('pc', device)
+      local x, labels = batch()
+      local ok, err = pcall(m.infer, m, x:to(device), labels:to(device),
+        {steps = 50, state_lr = 1e6, check_every = 20})
+      assert.is_false(ok)
+      msgs[#msgs + 1] = tostring(err):match('NaN or Inf at step %d+')
+    end
+    assert.is_not_nil(msgs[1])
+    assert.are.equal(msgs[1], msgs[2])
+  end)
+
+  gpu_it('check_every must be at least 1', function()
+    local m = mlp('pc', 'cuda')
+    local x, labels = batch()
+    assert.has_error(function()
+      m:infer(x:cuda(), labels:cuda(), {check_every = 0})
+    end, 'infer: check_every must be >= 1, got 0')
+  end)
 end)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu.h"
 #include "gpu/gpu.h"
 
 cudaStream_t ebl_gpu_stream;
@@ -102,10 +103,10 @@ int ebl_gpu_fused_blocks(int64_t n) {
 }
 
 cudaError_t ebl_gpu_sum_doubles(const double *parts, int64_t n,
-                                double *sum) {
+                                double *sum, double mul, double div) {
   double s = 0;
   for (int64_t i = 0; i < n; i++) s += parts[i];
-  *sum = s;
+  *sum = mul * s / div;
   return cudaSuccess;
 }
 
@@ -158,6 +159,7 @@ cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
                                const ebl_state_step *s, void *vp,
                                const void *gp, void *m1p, void *m2p) {
   double c1 = 1.0 - pow(s->beta1, s->t), c2 = 1.0 - pow(s->beta2, s->t);
+  if (s->gate != NULL && *s->gate >= 0) return cudaSuccess;
   AS_DTYPE(dt, {
     T *v = vp, *m1 = m1p, *m2 = m2p;
     const T *g = gp;
@@ -175,6 +177,58 @@ cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
       }
     }
   });
+  return cudaSuccess;
+}
+
+/* Per-row losses through the CPU's loss of one row, as
+   gpu/layers.cu's kernels give them: rows without mse's 1/2, and grad of
+   the batch mean. */
+cudaError_t ebl_gpu_mse_rows(ebl_dtype dt, int n, int k, const void *x,
+                             const void *t, void *grad, double *rows) {
+  size_t row = (size_t)k * (dt == EBL_F32 ? 4 : 8);
+  for (int i = 0; i < n; i++) {
+    size_t at = (size_t)i * row;
+    void *g = grad ? (char *)grad + at : NULL;
+    rows[i] = 2 * ebl_cpu_mse_loss(dt, 1, k, (const char *)x + at,
+                                   (const char *)t + at, g);
+  }
+  if (grad) AS_DTYPE(dt, {
+    for (int64_t e = 0; e < (int64_t)n * k; e++) ((T *)grad)[e] /= n;
+  });
+  return cudaSuccess;
+}
+
+cudaError_t ebl_gpu_ce_rows(ebl_dtype dt, int n, int k, const void *x,
+                            const int32_t *labels, const void *target,
+                            void *grad, double *rows) {
+  size_t row = (size_t)k * (dt == EBL_F32 ? 4 : 8);
+  for (int i = 0; i < n; i++) {
+    size_t at = (size_t)i * row;
+    void *g = grad ? (char *)grad + at : NULL;
+    rows[i] = ebl_cpu_cross_entropy(dt, 1, k, (const char *)x + at,
+                                    labels ? labels + i : NULL,
+                                    target ? (const char *)target + at
+                                           : NULL, g);
+  }
+  if (grad) AS_DTYPE(dt, {
+    for (int64_t e = 0; e < (int64_t)n * k; e++) ((T *)grad)[e] /= n;
+  });
+  return cudaSuccess;
+}
+
+/* The loop's check, as gpu/fused.cu's kernel does it. */
+cudaError_t ebl_gpu_relax_check(const ebl_relax_check *c) {
+  double *w = c->watch, f = 0.0, prev = w[0];
+  if (w[1] >= 0) return cudaSuccess;
+  for (int i = 0; i < c->nterms; i++) {
+    double t = c->ledger[i], k = c->ledger[c->stride + i];
+    f += c->ledger[2 * c->stride + i] != 0.0 ? k * t * t : k * t;
+  }
+  c->trace[c->k] = f;
+  w[0] = f;
+  if (c->k == 0) return cudaSuccess;
+  if (!isfinite(f)) w[1] = w[2] = c->k;
+  else if (fabs(f - prev) <= c->tol * fabs(prev)) w[1] = c->k;
   return cudaSuccess;
 }
 
@@ -212,6 +266,8 @@ const ebl_cuda_module *ebl_cuda_entry(const ebl_cuda_host *h) {
   table.pred_error = ebl_gpu_backend.pred_error;
   table.bipc_signals = ebl_gpu_backend.bipc_signals;
   table.state_step = ebl_gpu_backend.state_step;
+  table.loss_into = ebl_gpu_backend.loss_into;
+  table.relax_check = ebl_gpu_backend.relax_check;
   module = (ebl_cuda_module){&table, ebl_gpu_memory_stats,
                              ebl_gpu_empty_cache, synchronize, allow_tf32,
                              tf32_allowed, device_name, NULL};
