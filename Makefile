@@ -56,7 +56,7 @@ CUDA_MODULE := build/ebl_cuda.so
 endif
 endif
 
-.PHONY: all deps test run bench install clean parts
+.PHONY: all deps test run bench install clean parts gpu-bundle
 all: parts ebl ebl.so $(CTESTS) $(CUDA_MODULE)
 
 parts:
@@ -138,6 +138,10 @@ install: all
 	@if [ -f build/ebl_cuda.so ]; then \
 	  install -d $(DESTDIR)$(PREFIX)/lib/ebl && \
 	  install -m 755 build/ebl_cuda.so $(DESTDIR)$(PREFIX)/lib/ebl/; fi
+
+# Binaries and libraries for scripts/gpu_check.sh on a bare GPU machine.
+gpu-bundle: deps
+	@bash scripts/gpu_bundle.sh
 
 clean:
 	rm -rf build ebl ebl.so

@@ -6,6 +6,11 @@
 # table. Each step has a time limit so that the whole stays under five
 # minutes; a failing step is reported and the others still run. Logs go
 # to build/gpu_check/. Exit status: 0 when every test passed.
+#
+# A machine without ebl's build dependencies (Lua, OpenBLAS, oneDNN, ...)
+# and without a package registry runs the binaries of
+# build/gpu_bundle.tar.gz instead, made elsewhere by scripts/gpu_bundle.sh
+# (see docs/CUDA.md); CUDA's own libraries are then the machine's.
 set -u
 cd "$(dirname "$0")/.."
 logs=build/gpu_check
@@ -29,11 +34,51 @@ else
   echo "nvidia-smi not found" | tee "$logs/gpu.txt"
 fi
 
+# Adds to LD_LIBRARY_PATH the folders holding the CUDA libraries that
+# build/ebl_cuda.so needs and the loader does not find: the toolkit's,
+# else those of Python's nvidia-* wheels.
+find_cuda_libs() {
+  local name dir
+  for name in $(ldd build/ebl_cuda.so | awk '/not found/ { print $1 }'); do
+    dir=$(find "${CUDA:-/usr/local/cuda}/" /usr/local/cuda*/lib64/ \
+            /usr/lib/x86_64-linux-gnu/ \
+            $(python3 -c 'import site; print(*site.getsitepackages())' \
+              2>/dev/null) -name "$name" -print -quit 2>/dev/null)
+    if [ -n "$dir" ]; then
+      export LD_LIBRARY_PATH="$(dirname "$dir")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "$name from $(dirname "$dir")"
+    else
+      echo "gpu_check: $name not found"
+    fi
+  done
+}
+
+# The prebuilt binaries and the libraries beside them.
+use_bundle() {
+  tar -xzf build/gpu_bundle.tar.gz || exit 1
+  local libs=$PWD/build/gpu_libs
+  export LD_LIBRARY_PATH="$libs/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LUA_PATH="$libs/share/lua/5.4/?.lua;$libs/share/lua/5.4/?/init.lua;;"
+  export LUA_CPATH="$libs/lib/lua/5.4/?.so;;"
+  busted_cmd=(./ebl "$libs/bin/busted")
+  find_cuda_libs
+}
+
+busted_cmd=(busted --lua=./ebl)
+build=1
+if [ -f build/gpu_bundle.tar.gz ] &&
+   { [ -n "${EBL_GPU_BUNDLE:-}" ] || [ ! -f /usr/include/lua5.4/lua.h ]; }
+then
+  step "prebuilt binaries (build/gpu_bundle.tar.gz)"
+  use_bundle
+  build=0
+fi
+
 # cuDNN from the toolkit, else from Python's nvidia-cudnn wheel (its
 # library has only a versioned name).
 cuda=${CUDA:-/usr/local/cuda}
 cudnn=()
-if [ ! -f "$cuda/include/cudnn.h" ]; then
+if [ $build = 1 ] && [ ! -f "$cuda/include/cudnn.h" ]; then
   dir=$(python3 -c 'import nvidia.cudnn, os
 print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
   lib=$(ls "$dir"/lib/libcudnn.so.* 2>/dev/null | head -1)
@@ -54,19 +99,22 @@ for h in /usr/include/lua5.4/lua.h /usr/include/readline/readline.h \
 done
 [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0 ] ||
   missing="$missing openblas-openmp"
-if [ -n "$missing" ]; then
-  echo "gpu_check: missing for the build:$missing (run make deps)"
+if [ $build = 1 ] && [ -n "$missing" ]; then
+  echo "gpu_check: missing for the build:$missing (run make deps, or"
+  echo "  bring build/gpu_bundle.tar.gz: see scripts/gpu_bundle.sh)"
   exit 1
 fi
 
-step "build (make all build/bench/bench_cuda)"
-if ! timeout 200 make -j"$(nproc)" "${cudnn[@]}" all build/bench/bench_cuda \
-    >"$logs/build.log" 2>&1; then
-  tail -30 "$logs/build.log"
-  echo "gpu_check: the build failed (see $logs/build.log)"
-  exit 1
+if [ $build = 1 ]; then
+  step "build (make all build/bench/bench_cuda)"
+  if ! timeout 200 make -j"$(nproc)" "${cudnn[@]}" all \
+      build/bench/bench_cuda >"$logs/build.log" 2>&1; then
+    tail -30 "$logs/build.log"
+    echo "gpu_check: the build failed (see $logs/build.log)"
+    exit 1
+  fi
+  grep -E '^(nvcc|cuDNN):' "$logs/build.log"
 fi
-grep -E '^(nvcc|cuDNN):' "$logs/build.log"
 if [ ! -f build/ebl_cuda.so ]; then
   echo "gpu_check: build/ebl_cuda.so was not built (nvcc or cuDNN missing)"
   exit 1
@@ -86,8 +134,8 @@ grep -q '^not ok' "$logs/test_cuda.tap" && status=1
 grep -q '^ok ' "$logs/test_cuda.tap" || status=1
 
 step "busted spec (tests/spec/cuda_spec.lua)"
-if command -v busted >/dev/null; then
-  timeout 240 busted --lua=./ebl -o TAP tests/spec/cuda_spec.lua \
+if [ $build = 0 ] || command -v busted >/dev/null; then
+  timeout 240 "${busted_cmd[@]}" -o TAP tests/spec/cuda_spec.lua \
     >"$logs/cuda_spec.tap" 2>&1
   grep -E '^not ok|^# ' "$logs/cuda_spec.tap" | head -60
   spec_tally=$(tally "$logs/cuda_spec.tap")
