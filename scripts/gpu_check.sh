@@ -38,15 +38,16 @@ fi
 # build/ebl_cuda.so needs and the loader does not find: the toolkit's,
 # else those of Python's nvidia-* wheels.
 find_cuda_libs() {
-  local name dir
+  local name path dir
   for name in $(ldd build/ebl_cuda.so | awk '/not found/ { print $1 }'); do
-    dir=$(find "${CUDA:-/usr/local/cuda}/" /usr/local/cuda*/lib64/ \
-            /usr/lib/x86_64-linux-gnu/ \
-            $(python3 -c 'import site; print(*site.getsitepackages())' \
-              2>/dev/null) -name "$name" -print -quit 2>/dev/null)
-    if [ -n "$dir" ]; then
-      export LD_LIBRARY_PATH="$(dirname "$dir")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-      echo "$name from $(dirname "$dir")"
+    path=$(find "${CUDA:-/usr/local/cuda}/" /usr/local/cuda*/lib64/ \
+             /usr/lib/x86_64-linux-gnu/ \
+             $(python3 -c 'import site; print(*site.getsitepackages())' \
+               2>/dev/null) -name "$name" -print -quit 2>/dev/null)
+    if [ -n "$path" ]; then
+      dir=$(dirname "$path")
+      export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      echo "$name from $dir"
     else
       echo "gpu_check: $name not found"
     fi
