@@ -776,4 +776,32 @@ describe('the energy engine on the GPU', function()
       m:infer(x:cuda(), labels:cuda(), {check_every = 0})
     end, 'infer: check_every must be >= 1, got 0')
   end)
+
+  -- The trainer moves each batch to the model's device; Adam's moments
+  -- live beside the weights.
+  gpu_it('ebl.train on the GPU learns as on the CPU', function()
+    ebl.manual_seed(8)
+    local n = 96
+    local labels = ebl.randint(0, 3, {n}, 'int32')
+    local x = (ebl.rand{n, 16} * 40):to('uint8')
+    local ds = ebl.data.dataset(x:reshape{n, 1, 4, 4}, labels)
+    local params = {}
+    for _, device in ipairs{'cpu', 'cuda'} do
+      ebl.set_default_device(device)
+      ebl.manual_seed(3)
+      local m = ebl.model(ebl.models.mlp{sizes = {16, 12, 3}},
+        {energy = 'pc'})
+      ebl.set_default_device('cpu')
+      local s = ebl.train(m, ds, {epochs = 2, batch = 32, steps = 8,
+        state_lr = 0.1, lr = 0.01, seed = 3, quiet = true, test = ds})
+      assert(s, 'a summary')
+      params[device] = m:params()
+      for _, p in ipairs(params[device]) do
+        assert.are.equal(device, p:device())
+      end
+    end
+    for i = 1, #params.cpu do
+      near(params.cuda[i], params.cpu[i], 1e-4, 'param ' .. i)
+    end
+  end)
 end)
