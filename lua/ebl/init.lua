@@ -11,5 +11,6 @@ return function(ebl)
   ebl.models = require('ebl.models')(ebl)
   require('ebl.data')(ebl)
   require('ebl.train')(ebl)
+  require('ebl.plot')(ebl)
   return ebl
 end
