@@ -11,7 +11,17 @@ and file names in strings. Ctrl-C stops running code; Ctrl-D leaves.
 
   help(f)            the text of any ebl function or object
   ebl.<Tab>          everything ebl offers
-  ebl.version        this ebl's version
+
+  tensors            ebl.tensor{{1, 2}, {3, 4}}  ebl.randn{2, 3}  x:cuda()
+  layers             ebl.nn.linear(784, 256)  ebl.nn.conv2d(...)
+  a network          g = ebl.graph(); g:node{...}; g:edge(a, b, layer)
+                     or ebl.models.mlp{sizes = {784, 256, 10}}
+  a model            m = ebl.model(g, {energy = 'pc'})  (bipc, ep, bp)
+  one batch          F, steps, trace = m:infer(x, y); m:learn(opt)
+  optimisers         ebl.optim.adam{lr = 1e-3}  .sgd  .lars  .lalr
+  data, training     ebl.data.fashion_mnist()  ebl.train(m, data, {...})
+  pictures           ebl.plot(trace)
+  files              ebl.save(path, tensors)  ebl.load(path)
 ]]
 
 -- Finds the dotted name of value v inside table t (depth-limited), for

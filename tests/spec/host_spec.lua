@@ -40,6 +40,22 @@ describe('help', function()
     assert.matches('^no help for function', table.concat(out))
   end)
 
+  it('names in its tour only what exists', function()
+    local out = {}
+    local write = io.write
+    io.write = function(...) out[#out + 1] = table.concat({...}) end
+    ebl.help()
+    io.write = write
+    local tour, names = table.concat(out), 0
+    for name in tour:gmatch('ebl%.([%w_.]+)') do
+      local v = ebl
+      for part in name:gmatch('[^.]+') do v = v[part] end
+      assert(v ~= nil, 'the tour names ebl.' .. name)
+      names = names + 1
+    end
+    assert(names >= 10, 'the tour names ' .. names .. ' functions')
+  end)
+
   it('has a text for every function of the module', function()
     for name, f in pairs(ebl) do
       if type(f) == 'function' then
