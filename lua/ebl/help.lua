@@ -11,6 +11,7 @@ and file names in strings. Ctrl-C stops running code; Ctrl-D leaves.
 
   help(f)            the text of any ebl function or object
   ebl.<Tab>          everything ebl offers
+  ebl.lessons()      lessons, step by step, from tensors to training
 
   tensors            ebl.tensor{{1, 2}, {3, 4}}  ebl.randn{2, 3}  x:cuda()
   layers             ebl.nn.linear(784, 256)  ebl.nn.conv2d(...)

@@ -12,5 +12,6 @@ return function(ebl)
   require('ebl.data')(ebl)
   require('ebl.train')(ebl)
   require('ebl.plot')(ebl)
+  require('ebl.lessons')(ebl)
   return ebl
 end

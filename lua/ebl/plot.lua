@@ -192,13 +192,14 @@ return function(ebl)
       out[#out + 1] = (' '):rep(pad + 2) .. table.concat(legend, '   ')
     end
     local text = table.concat(out, '\n')
-    if not o.quiet then print(text) end
-    return text
+    if o.quiet then return text end
+    print(text)
   end
 
   ebl.doc(ebl.plot, 'ebl.plot(values [, {width=60, height=12, title=, '
-    .. 'logy=false, ymin=, ymax=, ascii=false, quiet=false}]) -> text. '
-    .. 'Draws a line chart in the terminal: values is a table of numbers, '
+    .. 'logy=false, ymin=, ymax=, ascii=false, quiet=false}]) draws a line '
+    .. 'chart in the terminal (quiet=true returns its text instead of '
+    .. 'printing it): values is a table of numbers, '
     .. 'a tensor, or a table of named series ({train=..., test=...}). '
     .. 'e.g. local e, k, trace = m:infer(x, y); ebl.plot(trace)')
 end

@@ -67,10 +67,12 @@ describe('ebl.plot', function()
     local printed
     local p = _G.print
     _G.print = function(s) printed = s end
-    local ok, text = pcall(ebl.plot, {1, 2}, {ascii = true})
+    local ok, ret = pcall(ebl.plot, {1, 2}, {ascii = true})
     _G.print = p
-    assert(ok, text)
-    assert.are.equal(text, printed)
+    assert(ok, ret)
+    assert.is_nil(ret)
+    assert.are.equal(ebl.plot({1, 2}, {ascii = true, quiet = true}),
+      printed)
   end)
 
   it('names what is wrong with its arguments', function()
