@@ -157,6 +157,27 @@ static int suits(const plan *p, cudnnStatus_t st, cudnnDeterminism_t det,
     (WS_OUT) = PERF[found_].memory;                                   \
   } while (0)
 
+/* Asks cuDNN again for the workspace of each chosen algorithm under the
+   math type it will run with: a relaxed pick runs with FMA math where
+   the ranking measured it with the default one, and the workspace may
+   differ. The larger of the two figures is kept. */
+static ebl_status exact_workspace(plan *p) {
+  size_t ws = 0;
+  DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv, p->fwd_math));
+  DNN_TRY("conv2d", cudnnGetConvolutionForwardWorkspaceSize(
+            handle, p->x, p->w, p->conv, p->y, p->fwd, &ws));
+  if (ws > p->fwd_ws) p->fwd_ws = ws;
+  DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv, p->data_math));
+  DNN_TRY("conv2d", cudnnGetConvolutionBackwardDataWorkspaceSize(
+            handle, p->w, p->y, p->conv, p->x, p->data, &ws));
+  if (ws > p->data_ws) p->data_ws = ws;
+  DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv, p->filter_math));
+  DNN_TRY("conv2d", cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            handle, p->x, p->y, p->conv, p->w, p->filter, &ws));
+  if (ws > p->filter_ws) p->filter_ws = ws;
+  return EBL_OK;
+}
+
 static ebl_status choose(plan *p) {
   cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   cudnnConvolutionBwdDataAlgoPerf_t
@@ -177,7 +198,7 @@ static ebl_status choose(plan *p) {
   PICK(p, data, nd, p->data, p->data_math, p->data_ws, "data gradient");
   PICK(p, filter, nw, p->filter, p->filter_math, p->filter_ws,
        "filter gradient");
-  return EBL_OK;
+  return exact_workspace(p);
 }
 
 /* ---- the plan cache */
@@ -238,10 +259,11 @@ size_t ebl_gpu_conv_workspace(const ebl_conv_geom *g, ebl_dtype dt) {
 typedef enum role { FORWARD, DATA_GRAD, FILTER_GRAD } role;
 
 /* Runs one call: FORWARD y = conv(in, w); DATA_GRAD out = dx of dy=in;
-   FILTER_GRAD out = dw from x=in and dy=other. */
-static ebl_status run(const ebl_conv_geom *g, ebl_dtype dt, role r,
-                      const void *in, const void *other, void *out,
-                      void *work) {
+   FILTER_GRAD out = dw from x=in and dy=other. op names the operation
+   the caller ran in a failure (conv2d or conv_transpose2d). */
+static ebl_status run(const char *op, const ebl_conv_geom *g,
+                      ebl_dtype dt, role r, const void *in,
+                      const void *other, void *out, void *work) {
   float one_f = 1, zero_f = 0;
   double one_d = 1, zero_d = 0;
   const void *one = dt == EBL_F32 ? (const void *)&one_f : &one_d;
@@ -250,62 +272,62 @@ static ebl_status run(const ebl_conv_geom *g, ebl_dtype dt, role r,
   cudnnStatus_t s;
   EBL_GPU_TRY(plan_of(g, dt, &p));
   if (r == FORWARD) {
-    DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv, p->fwd_math));
+    DNN_TRY(op, cudnnSetConvolutionMathType(p->conv, p->fwd_math));
     s = cudnnConvolutionForward(handle, one, p->x, in, p->w, other,
                                 p->conv, p->fwd, work, p->fwd_ws, zero,
                                 p->y, out);
   } else if (r == DATA_GRAD) {
-    DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv, p->data_math));
+    DNN_TRY(op, cudnnSetConvolutionMathType(p->conv, p->data_math));
     s = cudnnConvolutionBackwardData(handle, one, p->w, other, p->y, in,
                                      p->conv, p->data, work, p->data_ws,
                                      zero, p->x, out);
   } else {
-    DNN_TRY("conv2d", cudnnSetConvolutionMathType(p->conv,
-                                                  p->filter_math));
+    DNN_TRY(op, cudnnSetConvolutionMathType(p->conv, p->filter_math));
     s = cudnnConvolutionBackwardFilter(handle, one, p->x, in, p->y, other,
                                        p->conv, p->filter, work,
                                        p->filter_ws, zero, p->w, out);
   }
-  return s == CUDNN_STATUS_SUCCESS ? EBL_OK : dnn_fail("conv2d", s);
+  return s == CUDNN_STATUS_SUCCESS ? EBL_OK : dnn_fail(op, s);
 }
 
 /* run() under the lock; a failure is kept for kernel_status. */
-static ebl_status run_locked(const ebl_conv_geom *g, ebl_dtype dt, role r,
-                             const void *in, const void *other, void *out,
-                             void *work) {
+static ebl_status run_locked(const char *op, const ebl_conv_geom *g,
+                             ebl_dtype dt, role r, const void *in,
+                             const void *other, void *out, void *work) {
   pthread_mutex_lock(&lock);
-  ebl_status st = run(g, dt, r, in, other, out, work);
+  ebl_status st = run(op, g, dt, r, in, other, out, work);
   pthread_mutex_unlock(&lock);
   ebl_gpu_defer(st);
   return st;
 }
 
-/* Adds b over the channels of y and keeps a failure. */
-static void add_bias(ebl_dtype dt, int n, int channels, int64_t plane,
-                     const void *b, void *y) {
+/* Adds b over the channels of y and keeps a failure, named op. */
+static void add_bias(const char *op, ebl_dtype dt, int n, int channels,
+                     int64_t plane, const void *b, void *y) {
   if (b)
-    ebl_gpu_defer(ebl_gpu_check("conv2d", ebl_gpu_add_bias(
+    ebl_gpu_defer(ebl_gpu_check(op, ebl_gpu_add_bias(
                                   dt, n, channels, plane, b, y)));
 }
 
 void ebl_gpu_conv_forward(const ebl_conv_geom *g, ebl_dtype dt,
                           const void *x, const void *w, const void *b,
                           void *y, void *work) {
-  if (run_locked(g, dt, FORWARD, x, w, y, work) == EBL_OK)
-    add_bias(dt, g->n, g->c_out, (int64_t)g->h_out * g->w_out, b, y);
+  if (run_locked("conv2d", g, dt, FORWARD, x, w, y, work) == EBL_OK)
+    add_bias("conv2d", dt, g->n, g->c_out, (int64_t)g->h_out * g->w_out, b,
+             y);
 }
 
 /* The data gradient takes dy (y's shape) and w. */
 void ebl_gpu_conv_input_vjp(const ebl_conv_geom *g, ebl_dtype dt,
                             const void *dy, const void *w, void *dx,
                             void *work) {
-  run_locked(g, dt, DATA_GRAD, dy, w, dx, work);
+  run_locked("conv2d", g, dt, DATA_GRAD, dy, w, dx, work);
 }
 
 void ebl_gpu_conv_weight_vjp(const ebl_conv_geom *g, ebl_dtype dt,
                              const void *x, const void *dy, void *dw,
                              void *work) {
-  run_locked(g, dt, FILTER_GRAD, x, dy, dw, work);
+  run_locked("conv2d", g, dt, FILTER_GRAD, x, dy, dw, work);
 }
 
 /* conv_transpose2d's x has the conv's output shape; y the conv's input
@@ -313,20 +335,22 @@ void ebl_gpu_conv_weight_vjp(const ebl_conv_geom *g, ebl_dtype dt,
 void ebl_gpu_convt_forward(const ebl_conv_geom *g, ebl_dtype dt,
                            const void *x, const void *w, const void *b,
                            void *y, void *work) {
-  if (run_locked(g, dt, DATA_GRAD, x, w, y, work) == EBL_OK)
-    add_bias(dt, g->n, g->c_in, (int64_t)g->h_in * g->w_in, b, y);
+  if (run_locked("conv_transpose2d", g, dt, DATA_GRAD, x, w, y, work) ==
+      EBL_OK)
+    add_bias("conv_transpose2d", dt, g->n, g->c_in,
+             (int64_t)g->h_in * g->w_in, b, y);
 }
 
 void ebl_gpu_convt_input_vjp(const ebl_conv_geom *g, ebl_dtype dt,
                              const void *dy, const void *w, void *dx,
                              void *work) {
-  run_locked(g, dt, FORWARD, dy, w, dx, work);
+  run_locked("conv_transpose2d", g, dt, FORWARD, dy, w, dx, work);
 }
 
 void ebl_gpu_convt_weight_vjp(const ebl_conv_geom *g, ebl_dtype dt,
                               const void *x, const void *dy, void *dw,
                               void *work) {
-  run_locked(g, dt, FILTER_GRAD, dy, x, dw, work);
+  run_locked("conv_transpose2d", g, dt, FILTER_GRAD, dy, x, dw, work);
 }
 
 /* ---- the reference timing of cuDNN alone */
@@ -352,8 +376,8 @@ double ebl_gpu_conv_reference(const ebl_conv_geom *g, int iters) {
        cudaEventCreate(&stop) == cudaSuccess;
   for (int r = 0; ok && r <= iters; r++) {
     if (r == 1) cudaEventRecord(start, ebl_gpu_stream);
-    ok = run_locked(g, EBL_F32, FORWARD, buf[0], buf[1], buf[2], work) ==
-         EBL_OK;
+    ok = run_locked("conv2d", g, EBL_F32, FORWARD, buf[0], buf[1], buf[2],
+                    work) == EBL_OK;
   }
   if (ok) ok = cudaEventRecord(stop, ebl_gpu_stream) == cudaSuccess &&
                cudaEventSynchronize(stop) == cudaSuccess &&

@@ -71,9 +71,9 @@ static ebl_tensor doubles(int64_t n) {
 }
 
 /* e = v - mu with its energy in one pass equals the CPU's subtraction
-   (bit for bit) and its sum of squares. */
-static void test_pred_error(const ebl_backend *be) {
-  int64_t n = 100003;
+   (bit for bit) and its sum of squares, for n elements (past 2^22 every
+   block of the kernel loops over several chunks). */
+static void test_pred_error(const ebl_backend *be, int64_t n) {
   ebl_tensor t[6];
   t[0] = uniform(n, -1, 1, EBL_CPU);
   t[1] = uniform(n, -1, 1, EBL_CPU);
@@ -83,10 +83,10 @@ static void test_pred_error(const ebl_backend *be) {
   ebl_binary_new(EBL_SUB, &t[5], &t[0], &t[1]);
   ebl_tensor sum = doubles(1);
   CHECK(be->pred_error(&t[4], &t[2], &t[3], ebl_tensor_data(&sum)) ==
-        EBL_OK, "pred_error runs (%s)", ebl_error());
+        EBL_OK, "pred_error runs on %lld (%s)", (long long)n, ebl_error());
   CHECK(max_rel(&t[4], &t[5]) == 0, "pred_error: e = v - mu exactly");
   CHECK_CLOSE(at(&sum, 0), host_sumsq(&t[5]), 1e-9,
-              "pred_error: the sum of squares");
+              "pred_error: the sum of squares of %lld", (long long)n);
   ebl_tensor_release(&sum);
   CHECK(be->pred_error(&t[4], &t[2], &t[3], NULL) == EBL_OK,
         "pred_error without the sum");
@@ -317,7 +317,8 @@ int main(void) {
   CHECK(be && be->pred_error && be->bipc_signals && be->state_step,
         "the CUDA table has the fused kernels");
   ebl_manual_seed(17);
-  test_pred_error(be);
+  test_pred_error(be, 100003);
+  test_pred_error(be, ((int64_t)1 << 22) + 7);
   test_bipc(be);
   test_state_step(be);
   test_relax_check(be);

@@ -385,6 +385,23 @@ describe('cuda reductions and softmax', function()
     end
   end)
 
+  -- 2^22 + 3 elements: each thread of the full reduction's first level
+  -- takes several elements, the last of them a partial share.
+  gpu_it('reductions of many elements per thread match', function()
+    local x = uniform({4194307}, -1, 1.5)
+    for _, op in ipairs{'sum', 'mean', 'var'} do
+      check(op .. ' of 2^22 + 3', ELEMENTWISE, function(t)
+        return t[op](t) end, x)
+    end
+    check('norm(3) of 2^22 + 3', ELEMENTWISE, function(t)
+      return t:norm(3) end, x)
+    x[4000000] = 7
+    x[4194300] = -7
+    for _, op in ipairs{'max', 'min', 'argmax', 'argmin'} do
+      check_same(op .. ' of 2^22 + 3', function(t) return t[op](t) end, x)
+    end
+  end)
+
   gpu_it('reductions are the same on every run', function()
     local x = uniform({1000, 3001}, -1, 1):cuda()
     local a, b = x:sum():item(), x:sum():item()
