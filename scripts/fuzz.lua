@@ -302,6 +302,141 @@ local function draw_value()
   return v, entry[1]
 end
 
+-- ---- templates: valid calls to mutate ----
+
+-- A random tensor of the given shape, float32.
+local function T(...) return ebl.randn{...} end
+
+-- Valid arguments of the main functions, so that a mutated call gets past
+-- the first check and reaches the deeper ones. Each maker returns fresh
+-- values.
+local TEMPLATES = {
+  ['ebl.zeros'] = function() return {{2, 3}, {dtype = 'float32'}} end,
+  ['ebl.full'] = function() return {{2, 3}, 1.5, {dtype = 'float64'}} end,
+  ['ebl.tensor'] = function() return {{{1, 2}, {3, 4}}, {dtype = 'int32'}} end,
+  ['ebl.arange'] = function() return {0, 10, 2} end,
+  ['ebl.linspace'] = function() return {0, 1, 5} end,
+  ['ebl.eye'] = function() return {3, 4} end,
+  ['ebl.randint'] = function() return {0, 10, {3}} end,
+  ['ebl.randperm'] = function() return {5} end,
+  ['ebl.cat'] = function() return {{T(2, 3), T(2, 4)}, 2} end,
+  ['ebl.stack'] = function() return {{T(2, 3), T(2, 3)}, 1} end,
+  ['ebl.matmul'] = function() return {T(2, 3), T(3, 4)} end,
+  ['ebl.where'] = function() return {T(2, 3):gt(0), T(2, 3), 0} end,
+  ['ebl.softmax'] = function() return {T(2, 3), 2} end,
+  ['ebl.log_softmax'] = function() return {T(2, 3), 2} end,
+  ['ebl.cross_entropy'] = function()
+    return {T(4, 3), ebl.tensor{0, 1, 2, 1}:int()} end,
+  ['ebl.cross_entropy_grad'] = function()
+    return {T(4, 3), ebl.tensor{0, 1, 2, 1}:int()} end,
+  ['ebl.mse_loss'] = function() return {T(4, 3), T(4, 3)} end,
+  ['ebl.mse_loss_grad'] = function() return {T(4, 3), T(4, 3)} end,
+  ['ebl.conv2d'] = function()
+    return {T(2, 2, 5, 5), T(4, 2, 3, 3), T(4), {stride = 1, padding = 1}}
+  end,
+  ['ebl.conv2d_input_vjp'] = function()
+    return {T(2, 4, 3, 3), T(4, 2, 3, 3), {2, 2, 5, 5}, {stride = 1}} end,
+  ['ebl.conv2d_weight_vjp'] = function()
+    return {T(2, 2, 5, 5), T(2, 4, 3, 3), {4, 2, 3, 3}, {stride = 1}} end,
+  ['ebl.conv2d_bias_vjp'] = function() return {T(2, 4, 3, 3)} end,
+  ['ebl.conv_transpose2d'] = function()
+    return {T(2, 2, 3, 3), T(2, 4, 3, 3), T(4),
+            {stride = 2, padding = 1, output_padding = 1}} end,
+  ['ebl.conv_transpose2d_input_vjp'] = function()
+    return {T(2, 4, 5, 5), T(2, 4, 3, 3), {2, 2, 3, 3}, {stride = 1}} end,
+  ['ebl.conv_transpose2d_weight_vjp'] = function()
+    return {T(2, 2, 3, 3), T(2, 4, 5, 5), {2, 4, 3, 3}, {stride = 1}} end,
+  ['ebl.max_pool2d'] = function() return {T(2, 2, 4, 4), 2, 2, 0} end,
+  ['ebl.max_pool2d_vjp'] = function()
+    local x = T(2, 2, 4, 4)
+    local y, idx = ebl.max_pool2d(x, 2)
+    return {y, idx, x, 2, 2, 0}
+  end,
+  ['ebl.avg_pool2d'] = function() return {T(2, 2, 4, 4), 2, 2, 0} end,
+  ['ebl.avg_pool2d_vjp'] = function()
+    return {T(2, 2, 2, 2), {2, 2, 4, 4}, 2, 2, 0} end,
+  ['ebl.save'] = function() return {'out.safetensors', {w = T(2)}} end,
+  ['ebl.load'] = function() return {'good.safetensors'} end,
+  ['ebl.model'] = function() return {make.graph(), {energy = 'pc'}} end,
+  ['ebl.train'] = function()
+    return {ebl.model(ebl.models.mlp{sizes = {16, 4, 2}}),
+            make.dataset(), {epochs = 1, batch = 4, quiet = true}} end,
+  ['ebl.checkpoint.save'] = function()
+    return {'ck.safetensors', make.model(), ebl.optim.adam{lr = 0.1}} end,
+  ['ebl.checkpoint.load'] = function()
+    local m = make.model()
+    ebl.checkpoint.save('ck2.safetensors', m)
+    return {'ck2.safetensors', m}
+  end,
+  ['ebl.data.dataset'] = function()
+    return {ebl.randint(0, 255, {10, 1, 4, 4}):byte(),
+            ebl.randint(0, 2, {10}):int()} end,
+  ['ebl.data.loader'] = function()
+    return {make.dataset(), {batch = 4, shuffle = true}} end,
+  ['ebl.data._stats'] = function()
+    return {ebl.randint(0, 255, {10, 1, 4, 4}):byte(), 5} end,
+  ['ebl.models.mlp'] = function() return {{sizes = {3, 4, 2}}} end,
+  ['ebl.models.cnn'] = function()
+    return {{size = 8, blocks = {2}, width = 1, hidden = 4}} end,
+  ['ebl.models.hierarchical'] = function() return {{size = 8, width = 0.1}} end,
+  ['ebl.models.skiprec_simple'] = function()
+    return {{size = 8, width = 0.1}} end,
+  ['ebl.models.skiprec_complex'] = function()
+    return {{size = 8, width = 0.1}} end,
+  ['ebl.nn.linear'] = function() return {3, 2, {bias = true}} end,
+  ['ebl.nn.conv2d'] = function() return {2, 4, 3, {stride = 1}} end,
+  ['ebl.nn.conv_transpose2d'] = function() return {2, 4, 3, {stride = 2}} end,
+  ['ebl.nn.max_pool2d'] = function() return {2, 2, 0} end,
+  ['ebl.nn.avg_pool2d'] = function() return {2, 2, 0} end,
+  ['ebl._chain_shape'] = function()
+    return {{{kind = 'linear', weight = 1, bias = 2}}, {T(2, 3), T(2)},
+            {3}, 'edge'} end,
+  ['ebl.json.decode'] = function() return {'{"a":[1,2,{"b":null}]}'} end,
+  ['ebl.json.encode'] = function() return {{a = {1, 2}, b = 'x'}} end,
+  ['ebl.print_options'] = function() return {{precision = 2}} end,
+  ['Model:infer'] = function()
+    return {make.model(), T(4, 3), ebl.tensor{0, 1, 1, 0}:int(),
+            {steps = 2}} end,
+  ['Model:learn'] = function()
+    return {make.inferred(), ebl.optim.sgd{lr = 0.1}} end,
+  ['Model:predict'] = function() return {make.model(), T(4, 3)} end,
+  ['Model:state'] = function() return {make.inferred(), 'y', 1} end,
+  ['Model:error'] = function() return {make.inferred(), 'y', 1} end,
+  ['Model:state_grad'] = function() return {make.inferred(), 'y', 1} end,
+  ['Model:evaluate'] = function()
+    return {ebl.model(ebl.models.mlp{sizes = {16, 4, 2}}),
+            ebl.data.loader(make.dataset(), {batch = 4})} end,
+  ['Graph:node'] = function()
+    return {make.graph(), {name = 'z', shape = {3}}} end,
+  ['Graph:edge'] = function()
+    return {make.graph(), 'y', 'x', ebl.nn.linear(2, 3)} end,
+  ['Optimizer:step'] = function()
+    local m = make.inferred()
+    return {ebl.optim.adam{lr = 0.1}, m:params(), m:grads()} end,
+}
+
+-- Replaces one or two arguments of a template with pool values, or sets
+-- one odd option in a table argument.
+local function mutate(args, texts, n, draw)
+  for _ = 1, math.random(2) do
+    local i = math.random(n + 1)
+    if type(args[i]) == 'table' and getmetatable(args[i]) == nil
+        and math.random() < 0.5 then
+      local key = math.random() < 0.7 and OPTION_KEYS[math.random(
+        #OPTION_KEYS)] or next(args[i]) or 1
+      local v = OPTION_VALUES[math.random(#OPTION_VALUES)]
+      if v == 'FUNC' then v = function() error('option callback') end end
+      args[i][key] = v
+      texts[i] = texts[i] .. '+{' .. tostring(key) .. '=' ..
+        (type(v) == 'table' and '{..}' or tostring(v)) .. '}'
+    else
+      args[i], texts[i] = draw()
+    end
+    n = math.max(n, i)
+  end
+  return n
+end
+
 -- ---- the targets ----
 
 -- Instances whose methods are fuzzed: a maker per class, called afresh.
@@ -384,8 +519,22 @@ local function capped_sleep(args, n)
   end
 end
 
--- Draws the self and arguments of call number i of a target.
+-- A call from the target's template with one or two changes, or nil.
+local function template_call(target)
+  local maker = TEMPLATES[target.name]
+  if not maker or math.random() < 0.4 then return nil end
+  local ok, args = pcall(maker)
+  if not ok then return nil end
+  local texts, n = {}, #args
+  for i = 1, n do texts[i] = 'valid' end
+  n = mutate(args, texts, n, draw_value)
+  return args, texts, n
+end
+
+-- Draws the self and arguments of one call of a target.
 local function draw_call(target)
+  local targs, ttexts, tn = template_call(target)
+  if targs then return targs, ttexts, tn end
   local args, texts, n = {}, {}, 0
   if target.class then
     n = 1

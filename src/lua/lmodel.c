@@ -2,6 +2,7 @@
    library builds from a graph (lua/ebl/model.lua) into an ebl_model,
    and exposes its inference, energies, states and gradients. The user's
    vocabulary (m:infer, m:state('h1'), ...) lives in model.lua. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,11 +27,21 @@ static ebl_model *check_model(lua_State *L, int arg) {
 /* ---------------------------------------------------------------- */
 /* Reading the description                                          */
 
+/* The value at idx as an int; raises an error naming field `name`. */
+static int int_value(lua_State *L, int idx, const char *name) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint || v < INT_MIN || v > INT_MAX)
+    luaL_error(L, "model: '%s' must be an integer below 2^31, got %s",
+               name, luaL_tolstring(L, idx, NULL));
+  return (int)v;
+}
+
 /* Field name of the table at idx as an integer, or def when absent. */
 static int int_field(lua_State *L, int idx, const char *name, int def) {
   int v = def;
   if (lua_getfield(L, idx, name) != LUA_TNIL)
-    v = (int)luaL_checkinteger(L, -1);
+    v = int_value(L, -1, name);
   lua_pop(L, 1);
   return v;
 }
@@ -49,14 +60,14 @@ static void pair_field(lua_State *L, int idx, const char *name, int def,
                        int pair[2]) {
   pair[0] = pair[1] = def;
   int type = lua_getfield(L, idx, name);
-  if (type == LUA_TNUMBER) {
-    pair[0] = pair[1] = (int)lua_tointeger(L, -1);
-  } else if (type == LUA_TTABLE) {
+  if (type == LUA_TTABLE) {
     for (int i = 0; i < 2; i++) {
       lua_rawgeti(L, -1, i + 1);
-      pair[i] = (int)luaL_checkinteger(L, -1);
+      pair[i] = int_value(L, -1, name);
       lua_pop(L, 1);
     }
+  } else if (type != LUA_TNIL) {
+    pair[0] = pair[1] = int_value(L, -1, name);
   }
   lua_pop(L, 1);
 }
