@@ -345,3 +345,30 @@ describe('layer options and edge ops that once crashed the engine', function()
                {ebl.randn{2, 1, 3, 3}}, {1, 4, 4}, 'e'), 1, true)
   end)
 end)
+
+describe('infer options that once gave wrong messages', function()
+  local function model()
+    local g = ebl.graph()
+    local x = g:node{name = 'x', shape = {3}, role = 'input'}
+    local y = g:node{name = 'y', shape = {2}, role = 'output'}
+    g:edge(x, y, nn.linear(3, 2))
+    return ebl.model(g)
+  end
+  local x, labels = ebl.randn{4, 3}, ebl.tensor{0, 1, 1, 0}:int()
+
+  it('a count past 2^31 is named, not wrapped to a negative', function()
+    local m = model()
+    assert.matches('infer: steps must be <= 2147483647, got 2147483648',
+      error_of(m.infer, m, x, labels, {steps = 1 << 31}), 1, true)
+    assert.matches('infer: steps must be >= 0, got -1',
+      error_of(m.infer, m, x, labels, {steps = -1}), 1, true)
+  end)
+
+  it('a bad state_lr or tol names its value', function()
+    local m = model()
+    assert.matches('infer: state_lr must be > 0, got 0.0',
+      error_of(m.infer, m, x, labels, {steps = 2, state_lr = 0}), 1, true)
+    assert.matches('infer: tol must be >= 0, got -1.0',
+      error_of(m.infer, m, x, labels, {steps = 2, tol = -1}), 1, true)
+  end)
+end)
