@@ -372,3 +372,16 @@ describe('infer options that once gave wrong messages', function()
       error_of(m.infer, m, x, labels, {steps = 2, tol = -1}), 1, true)
   end)
 end)
+
+describe('time steps that once hung the engine', function()
+  it('time_steps past the limit is an error, not an attempt', function()
+    local g = ebl.graph()
+    local x = g:node{name = 'x', shape = {3}, role = 'input'}
+    local y = g:node{name = 'y', shape = {3}, role = 'output'}
+    g:edge(x, y, nn.identity())
+    assert.matches('model: time_steps must be <= 65536, got 1000000000',
+      error_of(ebl.model, g, {time_steps = 1000000000}), 1, true)
+    assert.matches("model: 'time_steps' must be an integer below 2^31",
+      error_of(ebl.model, g, {time_steps = 1 << 31}), 1, true)
+  end)
+end)
