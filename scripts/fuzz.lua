@@ -21,8 +21,9 @@
 -- `timeout` and `ulimit -v` (memory cap), in a scratch folder; a child that
 -- dies or times out is reported with the last call it printed (each call
 -- is printed and flushed before it is made), then resumed after that
--- call. `--call K` replays call K of a batch alone. Exit status: 1 if any
--- target crashed or hung.
+-- call. `--call K` replays call K of a batch alone; run by hand, `--only`
+-- re-runs itself in a scratch folder too (calls write files named by the
+-- pool's strings). Exit status: 1 if any target crashed or hung.
 --
 -- Not fuzzed, because they end or block the process by design: os.exit
 -- and io.read are not in `ebl`; ebl.repl is not exported; ebl.sleep is
@@ -231,7 +232,8 @@ local POOL = {
   {'T i32 0', function() return ebl.zeros({0}, {dtype = 'int32'}) end},
   {'T f32 scalar', function() return ebl.tensor(2.5) end},
   {'T u8 scalar', function() return ebl.tensor(7):byte() end},
-  {'T f32 3x2 transposed', function() return make.tensor{2, 3}:transpose(1, 2) end},
+  {'T f32 3x2 transposed',
+   function() return make.tensor{2, 3}:transpose(1, 2) end},
   {'T f32 4x3 expanded', function() return make.tensor{1, 3}:expand{4, 3} end},
   {'T f32 narrow', function() return make.tensor{4, 6}:narrow(2, 2, 3) end},
   {'T f32 1x1x4x4', function() return make.tensor{1, 1, 4, 4} end},
@@ -256,7 +258,8 @@ local POOL = {
   {'optim sgd', function() return ebl.optim.sgd{lr = 0.1} end},
   {'optim lalr', function() return ebl.optim.lalr{lr = 0.1} end},
   {'dataset', function() return make.dataset() end},
-  {'loader', function() return ebl.data.loader(make.dataset(), {batch = 4}) end},
+  {'loader',
+   function() return ebl.data.loader(make.dataset(), {batch = 4}) end},
   {'params', function() return make.model():params() end},
   {'opts bad', function() return 'OPTS' end},
   {'opts bad', function() return 'OPTS' end},
@@ -622,12 +625,14 @@ local function run_child(ebl_path, script, dir, name, from)
   local cmd = string.format(
     "cd '%s' && ulimit -v %d && OMP_NUM_THREADS=1 timeout -k 5 %d " ..
     "'%s' '%s' --only '%s' --seed %d --calls %d --limit %g --from %d " ..
+    "--scratch 1 " ..
     "> log.txt 2>&1 < /dev/null", dir, OPTS.mem_mb * 1024, OPTS.timeout,
     ebl_path, script, name, OPTS.seed, OPTS.calls, OPTS.limit, from)
   local _, _, code = os.execute(cmd)
   local last, slow, done = read_log(log)
   local how = (code == 0 and done) and 'ok' or
-              (code == 124 or code == 137) and 'hang' or 'crash'
+              (code == 124 or code == 137) and 'hang' or
+              (code == 126 or code == 127) and 'error' or 'crash'
   return how, code, last, slow, log
 end
 
@@ -657,7 +662,10 @@ local function drive()
     part, parts = tonumber(part), tonumber(parts)
   end
   local dir = io.popen('mktemp -d /tmp/ebl_fuzz.XXXXXX'):read('l')
-  local ebl_path, script = absolute('ebl'), absolute(SELF)
+  -- A copy of the binary, so that a rebuild during the run changes
+  -- nothing under the children.
+  local ebl_path, script = dir .. '/ebl', absolute(SELF)
+  os.execute(string.format("cp '%s' '%s'", absolute('ebl'), ebl_path))
   local found = 0
   for i, target in ipairs(all) do
     local pick = (i - 1) % parts == part - 1 and
@@ -670,6 +678,11 @@ local function drive()
       for _, line in ipairs(slow) do print('  ' .. line) end
       if how == 'ok' then
         print(string.format('ok    %s', target.name))
+        break
+      end
+      if how == 'error' then
+        print('ERROR ' .. target.name .. ': the child could not start')
+        show_tail(dir .. '/log.txt')
         break
       end
       found = found + 1
@@ -692,6 +705,17 @@ end
 
 if OPTS.list then
   for _, t in ipairs(targets()) do print(t.name) end
+elseif OPTS.only and not OPTS.scratch then
+  -- Run by hand: again, inside a scratch folder, since calls write files
+  -- named by the pool's strings into the current folder.
+  local dir = io.popen('mktemp -d /tmp/ebl_fuzz.XXXXXX'):read('l')
+  local argv = {}
+  for i = 1, #arg do argv[i] = "'" .. arg[i] .. "'" end
+  local ok = os.execute(string.format("cd '%s' && '%s' '%s' %s --scratch 1",
+    dir, absolute(arg[-1] or 'ebl'), absolute(SELF), table.concat(argv,
+    ' ')))
+  os.execute("rm -rf '" .. dir .. "'")
+  if not ok then os.exit(1) end
 elseif OPTS.only then
   write_files()
   local chosen
