@@ -218,7 +218,8 @@ __device__ double finish(ebl_reduce_op op, double p, int64_t n, Partial a,
                          double b) {
   switch (op) {
   case EBL_MEAN: return a.v / (double)n;
-  case EBL_VAR: return b / (double)(n - (p != 0 ? 1 : 0));
+  case EBL_VAR:    // no elements: no variance (0 / -1 would give -0)
+    return n > 0 ? b / (double)(n - (p != 0 ? 1 : 0)) : NAN;
   case EBL_NORM:
     if (isinf(p) || p == 1) return a.v;
     return p == 2 ? sqrt(a.v) : pow(a.v, 1.0 / p);

@@ -19,8 +19,27 @@ return function(ebl)
     return #s == 0 and 'scalar' or table.concat(s, 'x')
   end
 
+  -- Raises "bad argument #i to 'fn' (what expected, got <type>)" unless
+  -- ok, at the caller of fn (level: how far up the stack that is).
+  local function check_arg(ok, fn, i, what, v, level)
+    if not ok then
+      error(("bad argument #%d to '%s' (%s expected, got %s)"):format(i,
+        fn, what, type(v)), level or 3)
+    end
+  end
+
+  -- Checks the model, optimiser and state arguments of save and load.
+  local function check_args(fn, m, opt, state)
+    check_arg(getmetatable(m) == ebl.Model, fn, 2, 'model', m, 4)
+    check_arg(opt == nil or (type(opt) == 'table'
+      and type(opt.state) == 'function'), fn, 3, 'optimiser', opt, 4)
+    check_arg(state == nil or type(state) == 'table', fn, 4, 'table',
+      state, 4)
+  end
+
   -- Nodes and edges as plain tables (what the graph is, for a reader).
   function checkpoint.describe(m)
+    check_arg(getmetatable(m) == ebl.Model, 'describe', 1, 'model', m)
     local nodes, edges = {}, {}
     for i, nd in ipairs(m.graph.nodes) do
       nodes[i] = {name = nd.name, shape = nd.shape, role = nd.role,
@@ -57,6 +76,7 @@ return function(ebl)
       error("bad argument #1 to 'save' (path expected, got "
         .. type(path) .. ')', 2)
     end
+    check_args('save', m, opt, state)
     local tensors = {}
     local params, names = m:params(), m:param_names()
     for i, name in ipairs(names) do tensors[name] = params[i] end
@@ -155,6 +175,7 @@ return function(ebl)
       error("bad argument #1 to 'load' (path expected, got "
         .. type(path) .. ')', 2)
     end
+    check_args('load', m, opt)
     local tensors, meta = ebl.load(path)
     if meta.format ~= checkpoint.FORMAT then
       fail('%s: not an ebl checkpoint of format %s (format %s)', path,

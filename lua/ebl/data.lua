@@ -51,6 +51,28 @@ return function(ebl)
   doc(Dataset.sample, 'ds:sample(i) -> image i (C x H x W uint8 view) '
     .. 'and its label (a number, 0-based class value).')
 
+  -- The most classes a dataset may have: class names are made for each.
+  local MAX_CLASSES = 1 << 20
+
+  -- Checks labels (int32) against classes (nil, a count or a list of
+  -- names); returns the list or the count.
+  local function check_classes(classes, labels)
+    local n = type(classes) == 'table' and #classes or classes
+    if n ~= nil and (math.type(n) ~= 'integer' or n < 0
+        or n > MAX_CLASSES) then
+      error(('dataset: classes must be a list of names or a count in '
+        .. '0..%d, got %s'):format(MAX_CLASSES, tostring(classes)), 3)
+    end
+    if labels:numel() == 0 then return classes or 0 end
+    local lo, hi = labels:min():item(), labels:max():item()
+    local limit = (n or MAX_CLASSES) - 1
+    if lo < 0 or hi > limit then
+      error(('dataset: labels must be in 0..%d, got %d'):format(limit,
+        lo < 0 and lo or hi), 3)
+    end
+    return classes or hi + 1
+  end
+
   data.dataset = doc(function(images, labels, opts)
     if not ebl.is_tensor(images) or images:dtype() ~= 'uint8'
         or (images:dim() ~= 3 and images:dim() ~= 4) then
@@ -65,11 +87,8 @@ return function(ebl)
     end
     labels = labels:to('int32')
     opts = opts or {}
-    local classes = opts.classes
-    if type(classes) ~= 'table' then
-      local n = labels:numel() > 0 and labels:max():item() + 1 or 0
-      classes = numbered(type(classes) == 'number' and classes or n)
-    end
+    local classes = check_classes(opts.classes, labels)
+    if type(classes) ~= 'table' then classes = numbered(classes) end
     return make_dataset(opts.name or 'custom', images, labels, classes)
   end, 'dataset(images, labels [, {classes=, name=}]) -> a dataset over '
     .. 'tensors you have: images uint8 N x C x H x W (or N x H x W), '

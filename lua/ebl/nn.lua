@@ -24,6 +24,26 @@ return function(ebl)
     end
   end
 
+  -- Checks option `name` of layer function fn: nil, an integer >= min or
+  -- a pair {h, w} of them (sizes up to 2^20, as the kernels take).
+  local function check_pair(fn, name, v, min)
+    local function fits(x)
+      return math.type(x) == 'integer' and x >= min and x <= 1 << 20
+    end
+    if v == nil or fits(v) then return end
+    if type(v) == 'table' and #v == 2 and fits(v[1]) and fits(v[2]) then
+      return
+    end
+    local shown = tostring(v)
+    if type(v) == 'table' then
+      local items = {}
+      for i = 1, #v do items[i] = tostring(v[i]) end
+      shown = '{' .. table.concat(items, ', ') .. '}'
+    end
+    error(("%s: option '%s' must be an integer >= %d or a pair {h, w} "
+      .. "of them, got %s"):format(fn, name, min, shown), 4)
+  end
+
   -- The parameters of a layer, weight before bias.
   function Layer:params()
     local out = {}
@@ -69,7 +89,15 @@ return function(ebl)
     if type(k) == 'table' then kh, kw = k[1], k[2] end
     check_int(fn, 3, kh, 1)
     check_int(fn, 3, kw, 1)
+    check_pair(fn, 'stride', opts.stride, 1)
+    check_pair(fn, 'padding', opts.padding, 0)
+    check_pair(fn, 'dilation', opts.dilation, 1)
+    check_pair(fn, 'output_padding', opts.output_padding, 0)
     local groups = opts.groups or 1
+    if math.type(groups) ~= 'integer' or groups < 1 then
+      error(("%s: option 'groups' must be an integer >= 1, got %s")
+        :format(fn, tostring(groups)), 3)
+    end
     if c_in % groups ~= 0 or c_out % groups ~= 0 then
       error(("%s: groups %d must divide channels %d and %d")
         :format(fn, groups, c_in, c_out), 3)
@@ -100,6 +128,9 @@ return function(ebl)
 
   local function pool(kind, k, stride, padding)
     check_int(kind, 1, type(k) == 'table' and k[1] or k, 1)
+    check_pair(kind, 'kernel', k, 1)
+    check_pair(kind, 'stride', stride, 1)
+    check_pair(kind, 'padding', padding, 0)
     return layer{kind = kind, kernel = k, stride = stride or k,
       padding = padding or 0, text = ('%s(%s)'):format(kind, tostring(
         type(k) == 'table' and k[1] .. 'x' .. k[2] or k))}

@@ -329,7 +329,8 @@ static double finish(ebl_reduce_op op, double p, int64_t n, partial a,
                      double second) {
   switch (op) {
   case EBL_MEAN: return a.v / (double)n;
-  case EBL_VAR: return second / (double)(n - (p != 0 ? 1 : 0));
+  case EBL_VAR:    /* no elements: no variance (0 / -1 would give -0) */
+    return n > 0 ? second / (double)(n - (p != 0 ? 1 : 0)) : NAN;
   case EBL_NORM: return norm_finish(p, a.v);
   case EBL_ARGMAX: case EBL_ARGMIN: return (double)a.i;
   case EBL_MAX: case EBL_MIN: return n > 0 ? a.v : NAN;

@@ -26,6 +26,9 @@ ebl_status ebl_model_new(ebl_model **res, const ebl_model_config *cfg) {
   if (cfg->time_steps < 1)
     return ebl_fail(EBL_EARG, "model: time_steps must be >= 1, got %d",
                     cfg->time_steps);
+  if (cfg->time_steps > EBL_MAX_TIME_STEPS)
+    return ebl_fail(EBL_EARG, "model: time_steps must be <= %d, got %d",
+                    EBL_MAX_TIME_STEPS, cfg->time_steps);
   ebl_model *m = calloc(1, sizeof *m);
   if (m == NULL)
     return ebl_fail(EBL_ENOMEM, "model: out of memory");

@@ -52,11 +52,15 @@ typedef struct ebl_edge {
   ebl_op *fb;
 } ebl_edge;
 
+/* The most time steps a net is unrolled over: each step holds its own
+   states, errors and gradients for every node. */
+#define EBL_MAX_TIME_STEPS 65536
+
 typedef struct ebl_model_config {
   ebl_energy energy;
   ebl_loss loss;
   double beta;            /* weight of the output cost C */
-  int time_steps;         /* T >= 1 */
+  int time_steps;         /* T in 1..EBL_MAX_TIME_STEPS */
   int clamp_output;       /* clamp the output to the target */
   double fb_weight;       /* BiPC: weight lambda of the feedback error */
   int fb_from_output;     /* BiPC: edges into the output send feedback */

@@ -97,18 +97,112 @@ static ebl_status shape_pool(ebl_op *op, const char *context) {
   return EBL_OK;
 }
 
+/* Checks that parameter index i (0-based, -1: none) names a tensor of
+   ndim dims; `what` is "weight" or "bias". */
+static ebl_status check_param(const ebl_params *p, int i, int ndim,
+                              int needed, const char *what,
+                              const char *context) {
+  if (i < 0 && !needed)
+    return EBL_OK;
+  if (i < 0 || i >= p->count)
+    return ebl_fail(EBL_EARG, "%s: %s index %d is not among the %d "
+                    "parameters", context, what, i + 1, p->count);
+  if (p->value[i].ndim != ndim)
+    return ebl_fail(EBL_EARG, "%s: %s must have %d dims, got %d", context,
+                    what, ndim, p->value[i].ndim);
+  return EBL_OK;
+}
+
+/* Checks one pair of integers against a lower bound. */
+static ebl_status check_pair(const int v[2], int min, const char *what,
+                             const char *context) {
+  for (int d = 0; d < 2; d++)
+    if (v[d] < min)
+      return ebl_fail(EBL_EARG, "%s: %s must be >= %d, got %dx%d",
+                      context, what, min, v[0], v[1]);
+  return EBL_OK;
+}
+
+/* Checks the options of a conv or pooling op before any size is read. */
+static ebl_status check_window(const ebl_op *op, const char *context) {
+  const ebl_conv_opts *c = &op->conv;
+  const ebl_pool_opts *o = &op->pool;
+  if (op->kind == EBL_OP_CONV2D || op->kind == EBL_OP_CONV_T2D) {
+    EBL_TRY(check_pair(c->stride, 1, "stride", context));
+    EBL_TRY(check_pair(c->padding, 0, "padding", context));
+    EBL_TRY(check_pair(c->dilation, 1, "dilation", context));
+    EBL_TRY(check_pair(c->output_padding, 0, "output_padding", context));
+    if (c->groups < 1)
+      return ebl_fail(EBL_EARG, "%s: groups must be >= 1, got %d",
+                      context, c->groups);
+    return EBL_OK;
+  }
+  EBL_TRY(check_pair(o->kernel, 1, "kernel", context));
+  EBL_TRY(check_pair(o->stride, 1, "stride", context));
+  EBL_TRY(check_pair(o->padding, 0, "padding", context));
+  for (int d = 0; d < 2; d++)
+    if (o->padding[d] > o->kernel[d] / 2)
+      return ebl_fail(EBL_EARG, "%s: padding %dx%d must be at most half "
+                      "the kernel %dx%d", context, o->padding[0],
+                      o->padding[1], o->kernel[0], o->kernel[1]);
+  return EBL_OK;
+}
+
+/* Checks an op's parameters and options: indices in range, weights of
+   the right rank, windows of positive size. */
+static ebl_status check_op(const ebl_op *op, const ebl_params *p,
+                           const char *context) {
+  switch (op->kind) {
+  case EBL_OP_LINEAR:
+  case EBL_OP_LINEAR_T:
+    EBL_TRY(check_param(p, op->weight, 2, 1, "weight", context));
+    return check_param(p, op->bias, 1, 0, "bias", context);
+  case EBL_OP_CONV2D:
+  case EBL_OP_CONV_T2D:
+    EBL_TRY(check_param(p, op->weight, 4, 1, "weight", context));
+    EBL_TRY(check_param(p, op->bias, 1, 0, "bias", context));
+    return check_window(op, context);
+  case EBL_OP_MAX_POOL:
+  case EBL_OP_AVG_POOL:
+  case EBL_OP_AVG_UNPOOL:
+  case EBL_OP_UPSAMPLE:
+    return check_window(op, context);
+  case EBL_OP_RESHAPE:
+    for (int i = 0; i < op->out_ndim; i++)
+      if (op->out_shape[i] < 1)
+        return ebl_fail(EBL_EARG, "%s: reshape sizes must be >= 1, got "
+                        "%lld", context, (long long)op->out_shape[i]);
+    return EBL_OK;
+  default:
+    return EBL_OK;
+  }
+}
+
+/* Bias of n values for an op of n outputs, if it has one. */
+static ebl_status check_bias_size(const ebl_op *op, const ebl_params *p,
+                                  int64_t n, const char *context) {
+  if (op->bias < 0 || p->value[op->bias].shape[0] == n)
+    return EBL_OK;
+  return ebl_fail(EBL_EARG, "%s: bias has %lld values, the layer has %lld "
+                  "outputs", context,
+                  (long long)p->value[op->bias].shape[0], (long long)n);
+}
+
 ebl_status ebl_op_infer_shape(ebl_op *op, const ebl_params *p, int in_ndim,
                               const int64_t *in_shape, const char *context) {
   op->in_ndim = in_ndim;
   memcpy(op->in_shape, in_shape, sizeof(int64_t) * (size_t)in_ndim);
+  EBL_TRY(check_op(op, p, context));
   const ebl_tensor *w = op->weight >= 0 ? &p->value[op->weight] : NULL;
   switch (op->kind) {
   case EBL_OP_LINEAR:
   case EBL_OP_LINEAR_T:
-    return shape_linear(op, w, context);
+    EBL_TRY(shape_linear(op, w, context));
+    return check_bias_size(op, p, op->out_shape[0], context);
   case EBL_OP_CONV2D:
   case EBL_OP_CONV_T2D:
-    return shape_conv(op, w, context);
+    EBL_TRY(shape_conv(op, w, context));
+    return check_bias_size(op, p, op->out_shape[0], context);
   case EBL_OP_MAX_POOL:
   case EBL_OP_AVG_POOL:
   case EBL_OP_AVG_UNPOOL:

@@ -2,6 +2,7 @@
    library builds from a graph (lua/ebl/model.lua) into an ebl_model,
    and exposes its inference, energies, states and gradients. The user's
    vocabulary (m:infer, m:state('h1'), ...) lives in model.lua. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,11 +27,21 @@ static ebl_model *check_model(lua_State *L, int arg) {
 /* ---------------------------------------------------------------- */
 /* Reading the description                                          */
 
+/* The value at idx as an int; raises an error naming field `name`. */
+static int int_value(lua_State *L, int idx, const char *name) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint || v < INT_MIN || v > INT_MAX)
+    luaL_error(L, "model: '%s' must be an integer below 2^31, got %s",
+               name, luaL_tolstring(L, idx, NULL));
+  return (int)v;
+}
+
 /* Field name of the table at idx as an integer, or def when absent. */
 static int int_field(lua_State *L, int idx, const char *name, int def) {
   int v = def;
   if (lua_getfield(L, idx, name) != LUA_TNIL)
-    v = (int)luaL_checkinteger(L, -1);
+    v = int_value(L, -1, name);
   lua_pop(L, 1);
   return v;
 }
@@ -49,14 +60,14 @@ static void pair_field(lua_State *L, int idx, const char *name, int def,
                        int pair[2]) {
   pair[0] = pair[1] = def;
   int type = lua_getfield(L, idx, name);
-  if (type == LUA_TNUMBER) {
-    pair[0] = pair[1] = (int)lua_tointeger(L, -1);
-  } else if (type == LUA_TTABLE) {
+  if (type == LUA_TTABLE) {
     for (int i = 0; i < 2; i++) {
       lua_rawgeti(L, -1, i + 1);
-      pair[i] = (int)luaL_checkinteger(L, -1);
+      pair[i] = int_value(L, -1, name);
       lua_pop(L, 1);
     }
+  } else if (type != LUA_TNIL) {
+    pair[0] = pair[1] = int_value(L, -1, name);
   }
   lua_pop(L, 1);
 }
@@ -248,6 +259,19 @@ static int l_model_new(lua_State *L) {
 /* ---------------------------------------------------------------- */
 /* Methods of the core                                               */
 
+/* A count option of infer in min..INT_MAX (absent: def). */
+static int count_option(lua_State *L, int arg, const char *name, int def,
+                        int min) {
+  int64_t v = ebl_optint(L, arg, name, def);
+  if (v < min)
+    luaL_error(L, "infer: %s must be >= %d, got %I", name, min,
+               (lua_Integer)v);
+  if (v > INT_MAX)
+    luaL_error(L, "infer: %s must be <= %d, got %I", name, INT_MAX,
+               (lua_Integer)v);
+  return (int)v;
+}
+
 static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
                             ebl_infer_opts *o) {
   static const char *const known[] = {"steps", "state_lr", "tol", "beta",
@@ -256,7 +280,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
   ebl_checkopts(L, arg, known);
   o->beta = ebl_optnum(L, arg, "beta", ebl_model_config_of(m)->beta);
-  o->steps = (int)ebl_optint(L, arg, "steps", 200);
+  o->steps = count_option(L, arg, "steps", 200, 0);
   o->state_lr = ebl_optnum(L, arg, "state_lr", 0.01);
   o->tol = ebl_optnum(L, arg, "tol", 1e-7);
   o->momentum = ebl_optnum(L, arg, "momentum", 0.9);
@@ -264,7 +288,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->beta2 = ebl_optnum(L, arg, "beta2", 0.999);
   o->eps = ebl_optnum(L, arg, "eps", 1e-8);
   o->record = ebl_optbool(L, arg, "record", 0);
-  o->check_every = (int)ebl_optint(L, arg, "check_every", 10);
+  o->check_every = count_option(L, arg, "check_every", 10, 1);
   o->param_lr = ebl_optnum(L, arg, "param_lr", 0.0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
@@ -272,15 +296,10 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
     o->optim = (ebl_state_optim)luaL_checkoption(L, -1, NULL, optims);
   if (!lua_isnoneornil(L, arg))
     lua_pop(L, 1);
-  if (o->steps < 0)
-    luaL_error(L, "infer: steps must be >= 0, got %d", o->steps);
   if (!(o->state_lr > 0))
-    luaL_error(L, "infer: state_lr must be > 0, got %g", o->state_lr);
+    luaL_error(L, "infer: state_lr must be > 0, got %f", o->state_lr);
   if (!(o->tol >= 0))
-    luaL_error(L, "infer: tol must be >= 0, got %g", o->tol);
-  if (o->check_every < 1)
-    luaL_error(L, "infer: check_every must be >= 1, got %d",
-               o->check_every);
+    luaL_error(L, "infer: tol must be >= 0, got %f", o->tol);
 }
 
 /* core:infer(x, target or nil, opts) -> energy, steps, trace */

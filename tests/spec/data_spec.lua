@@ -425,3 +425,31 @@ describe('Fashion-MNIST', function()
       assert.is_true(math.abs(loader.mean[1] - 0.2868) < 1e-3)
     end)
 end)
+
+describe('dataset labels that once hung or were taken silently', function()
+  local images = ebl.zeros{3, 1, 4, 4}:byte()
+
+  -- The error message of ebl.data.dataset with these labels and opts.
+  local function error_of(labels, opts)
+    local ok, err = pcall(ebl.data.dataset, images, labels, opts)
+    assert.is_false(ok)
+    return tostring(err)
+  end
+
+  it('a label of 2^31 - 1 is an error, not 2^31 class names', function()
+    assert.matches('dataset: labels must be in 0..1048575, got 2147483647',
+      error_of(ebl.tensor{0, 1, 2 ^ 31 - 1}:int()), 1, true)
+  end)
+
+  it('negative labels and labels past classes are errors', function()
+    assert.matches('dataset: labels must be in 0..1048575, got -1',
+      error_of(ebl.tensor{0, -1, 5}:int()), 1, true)
+    assert.matches('dataset: labels must be in 0..2, got 5',
+      error_of(ebl.tensor{0, 1, 5}:int(), {classes = 3}), 1, true)
+    assert.matches('dataset: labels must be in 0..1, got 2',
+      error_of(ebl.tensor{0, 1, 2}:int(), {classes = {'a', 'b'}}), 1, true)
+    assert.matches('dataset: classes must be a list of names or a count '
+      .. 'in 0..1048576, got 1e+300',
+      error_of(ebl.tensor{0, 1, 2}:int(), {classes = 1e300}), 1, true)
+  end)
+end)

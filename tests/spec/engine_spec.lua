@@ -293,3 +293,95 @@ describe('diagnostics', function()
     end, "infer: the state of node 'h' became NaN or Inf at step 1")
   end)
 end)
+
+-- The error message of f(...), which must fail.
+local function error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok)
+  return tostring(err)
+end
+
+describe('layer options and edge ops that once crashed the engine', function()
+  it('conv and pooling layers reject windows of no size', function()
+    assert.matches("conv2d: option 'stride' must be an integer >= 1 or a "
+      .. "pair {h, w} of them, got 0",
+      error_of(nn.conv2d, 1, 2, 3, {stride = 0}), 1, true)
+    assert.matches("option 'padding' must be an integer >= 0 or a pair "
+      .. "{h, w} of them, got {1, -1}",
+      error_of(nn.conv2d, 1, 2, 3, {padding = {1, -1}}), 1, true)
+    assert.matches("conv2d: option 'groups' must be an integer >= 1, got 0",
+      error_of(nn.conv2d, 1, 2, 3, {groups = 0}), 1, true)
+    assert.matches("max_pool2d: option 'stride' must be an integer >= 1",
+      error_of(nn.max_pool2d, 2, 0), 1, true)
+    assert.matches("got 1e+300",
+      error_of(ebl.models.cnn, {stride = 1e300}), 1, true)
+  end)
+
+  it('the engine checks parameter indices, ranks and windows', function()
+    local shape = ebl._chain_shape
+    local w = ebl.randn{2, 3}
+    assert.matches('e: weight index 5 is not among the 1 parameters',
+      error_of(shape, {{kind = 'linear', weight = 5}}, {w}, {3}, 'e'),
+      1, true)
+    assert.matches('e: weight index 0 is not among the 1 parameters',
+      error_of(shape, {{kind = 'linear'}}, {w}, {3}, 'e'), 1, true)
+    assert.matches('e: weight must have 4 dims, got 2',
+      error_of(shape, {{kind = 'conv2d', weight = 1}}, {w}, {3, 4, 4},
+               'e'), 1, true)
+    assert.matches('e: bias has 5 values, the layer has 2 outputs',
+      error_of(shape, {{kind = 'linear', weight = 1, bias = 2}},
+               {w, ebl.randn{5}}, {3}, 'e'), 1, true)
+    assert.matches('e: kernel must be >= 1, got 0x0',
+      error_of(shape, {{kind = 'max_pool2d', kernel = 0}}, {}, {1, 4, 4},
+               'e'), 1, true)
+    assert.matches("model: 'stride' must be an integer below 2^31, got "
+      .. "1e+300", error_of(shape, {{kind = 'max_pool2d', kernel = 2,
+               stride = 1e300}}, {}, {1, 4, 4}, 'e'), 1, true)
+    assert.matches('e: reshape sizes must be >= 1, got -1',
+      error_of(shape, {{kind = 'reshape', shape = {-1, -4}}}, {}, {4},
+               'e'), 1, true)
+    assert.matches('e: groups must be >= 1, got 0',
+      error_of(shape, {{kind = 'conv2d', weight = 1, groups = 0}},
+               {ebl.randn{2, 1, 3, 3}}, {1, 4, 4}, 'e'), 1, true)
+  end)
+end)
+
+describe('infer options that once gave wrong messages', function()
+  local function model()
+    local g = ebl.graph()
+    local x = g:node{name = 'x', shape = {3}, role = 'input'}
+    local y = g:node{name = 'y', shape = {2}, role = 'output'}
+    g:edge(x, y, nn.linear(3, 2))
+    return ebl.model(g)
+  end
+  local x, labels = ebl.randn{4, 3}, ebl.tensor{0, 1, 1, 0}:int()
+
+  it('a count past 2^31 is named, not wrapped to a negative', function()
+    local m = model()
+    assert.matches('infer: steps must be <= 2147483647, got 2147483648',
+      error_of(m.infer, m, x, labels, {steps = 1 << 31}), 1, true)
+    assert.matches('infer: steps must be >= 0, got -1',
+      error_of(m.infer, m, x, labels, {steps = -1}), 1, true)
+  end)
+
+  it('a bad state_lr or tol names its value', function()
+    local m = model()
+    assert.matches('infer: state_lr must be > 0, got 0.0',
+      error_of(m.infer, m, x, labels, {steps = 2, state_lr = 0}), 1, true)
+    assert.matches('infer: tol must be >= 0, got -1.0',
+      error_of(m.infer, m, x, labels, {steps = 2, tol = -1}), 1, true)
+  end)
+end)
+
+describe('time steps that once hung the engine', function()
+  it('time_steps past the limit is an error, not an attempt', function()
+    local g = ebl.graph()
+    local x = g:node{name = 'x', shape = {3}, role = 'input'}
+    local y = g:node{name = 'y', shape = {3}, role = 'output'}
+    g:edge(x, y, nn.identity())
+    assert.matches('model: time_steps must be <= 65536, got 1000000000',
+      error_of(ebl.model, g, {time_steps = 1000000000}), 1, true)
+    assert.matches("model: 'time_steps' must be an integer below 2^31",
+      error_of(ebl.model, g, {time_steps = 1 << 31}), 1, true)
+  end)
+end)

@@ -959,3 +959,14 @@ describe('help', function()
     assert.truthy(text(ebl.Tensor):find('__lt', 1, true))
   end)
 end)
+
+describe('reductions over no elements', function()
+  it('the variance of no elements is NaN, not -0', function()
+    local v = ebl.zeros{0}:var():item()
+    assert.is_true(v ~= v, tostring(v))
+    for _, x in ipairs(ebl.zeros{3, 0}:var(2):totable()) do
+      assert.is_true(x ~= x, tostring(x))
+    end
+    assert.are.equal(1, ebl.tensor{1, 2, 3}:var():item())
+  end)
+end)

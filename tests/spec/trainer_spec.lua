@@ -331,3 +331,26 @@ describe('a NaN', function()
       .. "Inf in node 'y'", err)
   end)
 end)
+
+describe('checkpoint arguments that once failed inside the library', function()
+  -- The error message of f(...), which must fail.
+  local function error_of(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok)
+    return tostring(err)
+  end
+
+  it('a non-model, non-optimiser or non-table state is named', function()
+    local m = ebl.model(ebl.models.mlp{sizes = {3, 2}})
+    local cp = ebl.checkpoint
+    assert.matches("bad argument #3 to 'save' (optimiser expected, got "
+      .. "string)", error_of(cp.save, 'x.safetensors', m, 'adam'), 1, true)
+    assert.matches("bad argument #4 to 'save' (table expected, got "
+      .. "function)", error_of(cp.save, 'x.safetensors', m, nil, print),
+      1, true)
+    assert.matches("bad argument #2 to 'load' (model expected, got "
+      .. "number)", error_of(cp.load, 'x.safetensors', 5), 1, true)
+    assert.matches("bad argument #1 to 'describe' (model expected, got "
+      .. "string)", error_of(cp.describe, 'x'), 1, true)
+  end)
+end)
