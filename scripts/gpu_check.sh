@@ -59,6 +59,45 @@ find_cuda_libs() {
   done
 }
 
+# cuDNN from the toolkit, else from Python's nvidia-cudnn wheel (its
+# library has only a versioned name): make's arguments in cudnn.
+cudnn=()
+find_cudnn() {
+  local dir lib
+  [ -f "${CUDA:-/usr/local/cuda}/include/cudnn.h" ] && return
+  dir=$(python3 -c 'import nvidia.cudnn, os
+print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+  lib=$(ls "$dir"/lib/libcudnn.so.* 2>/dev/null | head -1)
+  if [ -n "$dir" ] && [ -f "$dir/include/cudnn.h" ] && [ -n "$lib" ]; then
+    cudnn=(CUDNN_INC="$dir/include" CUDNN_LIB="$dir/lib"
+           CUDNN_LIBS="-l:$(basename "$lib")")
+    echo "cuDNN from $dir"
+  fi
+}
+
+# When the prebuilt module cannot be opened (its CUDA libraries differ
+# from the machine's), builds it again here: it needs nvcc and cuDNN's
+# header, not ebl's other dependencies.
+rebuild_module() {
+  local reason
+  reason=$(./ebl -e 'io.write(ebl.cuda.available() and "" or
+                               ebl.cuda.reason())')
+  case $reason in
+    *"cannot open"*|*"did not start"*|*"no entry point"*) ;;
+    *) return ;;
+  esac
+  echo "the prebuilt module does not load: $reason"
+  find_cudnn
+  rm -f build/ebl_cuda.so
+  if limit 200 make -j"$(nproc)" "${cudnn[@]}" build/ebl_cuda.so \
+      >"$logs/build.log" 2>&1; then
+    echo "rebuilt build/ebl_cuda.so here"
+    find_cuda_libs
+  else
+    tail -20 "$logs/build.log"
+  fi
+}
+
 # The prebuilt binaries and the libraries beside them.
 use_bundle() {
   tar -xzf build/gpu_bundle.tar.gz || exit 1
@@ -68,6 +107,7 @@ use_bundle() {
   export LUA_CPATH="$libs/lib/lua/5.4/?.so;;"
   busted_cmd=(./ebl "$libs/bin/busted")
   find_cuda_libs
+  rebuild_module
 }
 
 busted_cmd=(busted --lua=./ebl)
@@ -80,21 +120,6 @@ then
   build=0
 fi
 
-# cuDNN from the toolkit, else from Python's nvidia-cudnn wheel (its
-# library has only a versioned name).
-cuda=${CUDA:-/usr/local/cuda}
-cudnn=()
-if [ $build = 1 ] && [ ! -f "$cuda/include/cudnn.h" ]; then
-  dir=$(python3 -c 'import nvidia.cudnn, os
-print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-  lib=$(ls "$dir"/lib/libcudnn.so.* 2>/dev/null | head -1)
-  if [ -n "$dir" ] && [ -f "$dir/include/cudnn.h" ] && [ -n "$lib" ]; then
-    cudnn=(CUDNN_INC="$dir/include" CUDNN_LIB="$dir/lib"
-           CUDNN_LIBS="-l:$(basename "$lib")")
-    echo "cuDNN from $dir"
-  fi
-fi
-
 # What the CPU build needs (Makefile's DEPS); make deps installs it
 # where a package registry can be reached.
 missing=""
@@ -105,6 +130,7 @@ for h in /usr/include/lua5.4/lua.h /usr/include/readline/readline.h \
 done
 [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0 ] ||
   missing="$missing openblas-openmp"
+[ $build = 1 ] && find_cudnn
 if [ $build = 1 ] && [ -n "$missing" ]; then
   echo "gpu_check: missing for the build:$missing (run make deps, or"
   echo "  bring build/gpu_bundle.tar.gz: see scripts/gpu_bundle.sh)"
