@@ -243,10 +243,14 @@ ebl_status ebl_scalar_binary_new(ebl_binary_op op, ebl_tensor *res,
 
 /* ---- unary */
 
-static ebl_status unary_check(ebl_unary_op op, const ebl_tensor *x) {
+static ebl_status unary_check(ebl_unary_op op, const ebl_tensor *x,
+                              double p0, double p1) {
   if ((unsigned)op >= EBL_NUNARY)
     return ebl_fail(EBL_EARG, "unary: unknown op %d", (int)op);
   EBL_TRY(ebl_need_tensor(unary_names[op], x, "input"));
+  if (op == EBL_CLAMP && (isnan(p0) || isnan(p1)))
+    return ebl_fail(EBL_EARG, "clamp: %s must be a number, got nan",
+                    isnan(p0) ? "min" : "max");
   if (!ebl_dtype_is_float(x->dtype) && !int_unary_ok(op))
     return ebl_fail(EBL_EARG, "%s: not defined for %s tensors",
                     unary_names[op], ebl_dtype_name(x->dtype));
@@ -257,7 +261,7 @@ ebl_status ebl_unary(ebl_unary_op op, const ebl_tensor *out,
                      const ebl_tensor *x, double p0, double p1) {
   ebl_tensor in, target;
   const ebl_backend *be;
-  EBL_TRY(unary_check(op, x));
+  EBL_TRY(unary_check(op, x, p0, p1));
   EBL_TRY(check_out(unary_names[op], out, x, x->ndim, x->shape));
   EBL_TRY(ebl_backend_of(unary_names[op], out, &be));
   EBL_TRY(start_target(out, x->dtype, &target));
@@ -269,7 +273,7 @@ ebl_status ebl_unary(ebl_unary_op op, const ebl_tensor *out,
 
 ebl_status ebl_unary_new(ebl_unary_op op, ebl_tensor *res,
                          const ebl_tensor *x, double p0, double p1) {
-  EBL_TRY(unary_check(op, x));
+  EBL_TRY(unary_check(op, x, p0, p1));
   ALLOC_AND_RUN(res, x->dtype, x->ndim, x->shape, x,
                 ebl_unary(op, out_, x, p0, p1));
 }

@@ -803,6 +803,10 @@ describe('bad input', function()
       .. "1..4096, got 0)", function() return ebl.set_num_threads(0) end)
     fails("bad argument #2 to 'clamp' (max must be >= min",
       function() return ebl.zeros(2):clamp(1, 0) end)
+    fails('clamp: min must be a number, got nan',
+      function() return ebl.zeros(2):clamp(0 / 0) end)
+    fails('clamp: max must be a number, got nan',
+      function() return ebl.zeros(2):clamp(0, 0 / 0) end)
     fails("bad argument #1 to 'norm' (p must be > 0, got -1",
       function() return ebl.zeros(2):norm(-1) end)
   end)
