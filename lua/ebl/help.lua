@@ -9,7 +9,7 @@ At the prompt an expression prints its value; a statement just runs.
 A trailing ';' hides the value. Tab completes names, fields, methods
 and file names in strings. Ctrl-C stops running code; Ctrl-D leaves.
 
-  help(f)            the text of any ebl function or object
+  help(f), ?f        the text of any ebl function or object
   ebl.<Tab>          everything ebl offers
   ebl.lessons()      lessons, step by step, from tensors to training
 

@@ -129,6 +129,33 @@ static int compile_expression(lua_State *L, const char *chunk,
   return status == LUA_OK;
 }
 
+/* `?name` or `name?` asks for help: pushes the chunk `ebl.help(name)`
+   and returns 1; returns 0 for any other line. */
+static int push_help_request(lua_State *L, const char *line) {
+  size_t len = strlen(line);
+  while (len > 0 && strchr(" \t\r\n", line[len - 1]) != NULL)
+    len--;
+  while (len > 0 && strchr(" \t", line[0]) != NULL) {
+    line++;
+    len--;
+  }
+  if (len == 0 || (line[0] != '?' && line[len - 1] != '?'))
+    return 0;
+  if (line[0] == '?') {
+    line++;
+    len--;
+  } else {
+    len--;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "ebl.help(");
+  luaL_addlstring(&b, line, len);
+  luaL_addstring(&b, ")");
+  luaL_pushresult(&b);
+  return 1;
+}
+
 /* Reads lines until they form a chunk that compiles (function pushed,
    LUA_OK), a real syntax error (message pushed), or EOF / Ctrl-C. The
    text of the chunk is left in *text for the history. */
@@ -138,12 +165,19 @@ static int read_chunk(lua_State *L, char **text, int *silent,
   *how = read_line(PROMPT, &line);
   if (*how != LINE_OK)
     return -1;
+  *text = line;
+  if (push_help_request(L, line)) {
+    const char *chunk = lua_tostring(L, -1);
+    int status = luaL_loadbuffer(L, chunk, strlen(chunk), "=stdin");
+    lua_remove(L, -2);
+    *silent = 1;
+    return status;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, line[0] == '=' ? "return " : "");
   luaL_addstring(&b, line[0] == '=' ? line + 1 : line);
   luaL_pushresult(&b);
-  *text = line;
   for (;;) {
     const char *chunk = lua_tostring(L, -1);
     if (compile_expression(L, chunk, silent)) {

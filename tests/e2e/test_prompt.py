@@ -63,6 +63,16 @@ def expressions_print_and_statements_do_not():
 
 
 @case
+def a_question_mark_before_or_after_a_name_asks_for_help():
+    child = start()
+    assert ask(child, '?ebl.zeros').startswith('ebl.zeros: zeros(shape')
+    assert ask(child, 'ebl.plot?').startswith('ebl.plot: ebl.plot(values')
+    assert 'help(f)' in ask(child, '?')
+    assert 'no help for 1' in ask(child, 'x = 1') + ask(child, '?x')
+    quit(child)
+
+
+@case
 def nested_tables_print_readably_to_a_depth_limit():
     child = start()
     out = ask(child, '{1, 2, name = "n", {a = {b = {c = {}}}}}')
