@@ -1,7 +1,8 @@
 /* Fused CPU kernels of the engine's inner loop: the prediction error with
    its sum of squares in one pass, the state optimiser's step in one
-   pass, and the output cost written where the engine keeps its terms. Sums are taken over fixed chunks combined in order, so results
-   do not depend on the thread count. */
+   pass, and the output cost written where the engine keeps its terms.
+   Sums are taken over fixed chunks combined in order, so results do
+   not depend on the thread count. */
 #include <math.h>
 #include <stdint.h>
 
