@@ -35,7 +35,9 @@ return function(ebl)
       return default
     end
     return {
-      energy = energy, loss = opts.loss or 'ce', beta = opts.beta or 1,
+      energy = energy, loss = opts.loss or 'ce',
+      -- EP's estimate is biased by O(beta): a weaker nudge by default.
+      beta = opts.beta or (energy == 'ep' and 0.2 or 1),
       time_steps = opts.time_steps or 1, clamp = opts.clamp or false,
       feedback_weight = pick(opts.feedback_weight,
         energy == 'bipc' and 0.01 or 0.1, 1),
@@ -237,7 +239,7 @@ return function(ebl)
 
   ebl.Model = Model
   ebl.doc(ebl.model, "model(g, {energy='pc'|'bipc'|'bipc_sq'|'ep'|'bp', "
-    .. "loss='ce'|'mse', beta=1, time_steps=1, clamp=false, "
+    .. "loss='ce'|'mse', beta=1 (ep: 0.2), time_steps=1, clamp=false, "
     .. "feedback_weight=0.01 (bipc) or 0.1 (bipc_sq), "
     .. "feedback_from_output=false, cb_weight=0, feedback_learns=true, "
     .. "literal=false}) -> a model of graph g. literal=true takes BiPC's "

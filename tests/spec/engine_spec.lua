@@ -218,6 +218,21 @@ describe('EP', function()
     end)
 end)
 
+describe('the default nudge', function()
+  it('is beta 1 for PC and 0.2 for EP (its estimate is biased by beta)',
+    function()
+      local g = ebl.graph()
+      local x = g:node{name = 'x', shape = {3}, role = 'input'}
+      local y = g:node{name = 'y', shape = {2}, role = 'output',
+        activation = 'sigmoid'}
+      g:edge(x, y, nn.linear(3, 2))
+      assert.are.equal(1, ebl.model(g, {energy = 'pc'}).config.beta)
+      assert.are.equal(0.2, ebl.model(g, {energy = 'ep'}).config.beta)
+      assert.are.equal(0.5, ebl.model(g, {energy = 'ep', beta = 0.5})
+        .config.beta)
+    end)
+end)
+
 describe('bp', function()
   it('grads are finite differences of the loss of a forward sweep',
     function()
