@@ -33,13 +33,18 @@ return function(ebl)
       slot_names = slots}, Optimizer)
   end
 
-  -- The per-parameter buffers of parameter i, made on first use.
+  -- The per-parameter buffers of parameter i, made on first use; buffers
+  -- loaded from a checkpoint move to the parameter's device.
   function Optimizer:buffers(i, p)
     local b = self.slots[i]
     if b == nil then
       b = {}
       for _, name in ipairs(self.slot_names) do b[name] = p:clone():fill(0) end
       self.slots[i] = b
+    end
+    local device = p:device()
+    for name, t in pairs(b) do
+      if t:device() ~= device then b[name] = t:to(device) end
     end
     return b
   end

@@ -825,4 +825,37 @@ describe('the energy engine on the GPU', function()
       near(params.cuda[i], params.cpu[i], 1e-4, 'param ' .. i)
     end
   end)
+
+  -- A checkpoint holds tensors on the host; loading it into a model on
+  -- the GPU puts weights and the optimiser's moments back there.
+  gpu_it('a checkpoint of a GPU model resumes on the GPU', function()
+    local function gpu_mlp()
+      ebl.set_default_device('cuda')
+      ebl.manual_seed(4)
+      local m = ebl.model(ebl.models.mlp{sizes = {4, 8, 3}},
+        {energy = 'pc'})
+      ebl.set_default_device('cpu')
+      return m
+    end
+    ebl.manual_seed(6)
+    local x = ebl.randn{5, 4}:cuda()
+    local y = ebl.randint(0, 3, {5}, 'int32'):cuda()
+    local m, opt = gpu_mlp(), ebl.optim.adam{lr = 1e-2}
+    for _ = 1, 2 do m:infer(x, y, {steps = 5}) m:learn(opt) end
+    local path = os.tmpname()
+    ebl.checkpoint.save(path, m, opt, {epoch = 2})
+    local m2, opt2 = gpu_mlp(), ebl.optim.adam{lr = 1e-2}
+    ebl.checkpoint.load(path, m2, opt2)
+    os.remove(path)
+    for _, mm in ipairs{m, m2} do
+      mm:infer(x, y, {steps = 5})
+    end
+    m:learn(opt)
+    m2:learn(opt2)
+    local p1, p2 = m:params(), m2:params()
+    for i = 1, #p1 do
+      assert.are.equal('cuda', p2[i]:device())
+      near(p2[i], p1[i], 1e-6, 'param ' .. i)
+    end
+  end)
 end)
