@@ -39,6 +39,8 @@ local FLAGS = {
   {'tol', 'number', 'relative energy change that ends inference early'},
   {'state-optim', 'choice', 'optimiser of the states: sgd | momentum | '
     .. 'adam', {'sgd', 'momentum', 'adam'}},
+  {'backtrack', 'bool', 'sgd on the states: take back a step that raises '
+    .. 'F and halve the state lr'},
   {'feedback-weight', 'number', 'bipc: weight of the feedback error'},
   {'beta', 'number', 'weight of the output cost (EP: the nudge)'},
   {'optim', 'choice', 'sgd | adam | adamw | lars | lalr',
@@ -254,7 +256,8 @@ local function describe(cfg, d, sizes)
       table.concat(d.train.shape, 'x')),
     ('model: %s, energy %s'):format(net, energy),
     ('inference: %d steps, state lr %g (%s), tol %g%s'):format(cfg.steps,
-      cfg.state_lr, cfg.state_optim or 'sgd', cfg.tol,
+      cfg.state_lr, (cfg.state_optim or 'sgd') ..
+      (cfg.backtrack and ', backtracking' or ''), cfg.tol,
       cfg.beta and (', beta %g'):format(cfg.beta) or ''),
     ('learning: %s lr %g, schedule %s, batch %d, %d epochs'):format(
       cfg.optim, cfg.lr, cfg.schedule, cfg.batch, cfg.epochs),
@@ -295,6 +298,7 @@ local function main(args)
     batch = cfg.batch, optim = cfg.optim, lr = cfg.lr, steps = cfg.steps,
     state_lr = cfg.state_lr, tol = cfg.tol, beta = cfg.beta,
     state_optim = cfg.state_optim,
+    infer = cfg.backtrack and {backtrack = true} or nil,
     schedule = schedule(cfg), seed = cfg.seed, subset = cfg.subset,
     test_subset = cfg.test_subset, log = cfg.log, save = cfg.save,
     resume = cfg.resume, config = cfg})

@@ -246,11 +246,13 @@ return function(ebl)
     .. "eq. 10 (or 9) as written.")
   ebl.doc(Model.infer, 'm:infer(x, target, {steps=200, state_lr=0.01, '
     .. "tol=1e-7, beta=, state_optim='sgd'|'momentum'|'adam', record=, "
-    .. 'param_lr=, check_every=10}) -> energy, steps, trace. States start '
-    .. 'from a forward sweep. param_lr > 0 runs incremental PC: an SGD '
-    .. 'step on the parameters at every iteration. On a GPU the loop\'s '
-    .. 'tolerance and NaN check runs there and is read every check_every '
-    .. 'steps.')
+    .. 'param_lr=, check_every=10, backtrack=false}) -> energy, steps, '
+    .. 'trace, state_lr. States start from a forward sweep. param_lr > 0 '
+    .. 'runs incremental PC: an SGD step on the parameters at every '
+    .. 'iteration. backtrack=true (SGD): a step that raises F is taken '
+    .. 'back and state_lr halved, so F never rises; the state_lr returned '
+    .. 'is the one reached. On a GPU the loop\'s tolerance and NaN check '
+    .. 'runs there and is read every check_every steps.')
   ebl.doc(Model.step, 'm:step() -> energy after one more iteration.')
   ebl.doc(Model.energy, 'm:energy() -> F (batch mean) at the current states.')
   ebl.doc(Model.state, 'm:state(name [, t]) -> the live state tensor.')

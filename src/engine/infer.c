@@ -2,6 +2,7 @@
    on dF/dv until the tolerance or the step limit), EP's three phases,
    the diagnostics recorded per iteration, and the public entry points.
    Nothing here allocates per iteration. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,15 +47,21 @@ static ebl_status fused_state_step(ebl_model *m, int s,
                         &m->mom2[s]);
 }
 
+/* Whether the state optimiser moves slot s: not the input, not a
+   clamped output. */
+static int slot_moves(const ebl_model *m, int s) {
+  int node = s / m->T;
+  if (node == m->input)
+    return 0;
+  return !(node == m->output && m->cfg.clamp_output && m->have_target &&
+           s % m->T == m->T - 1);
+}
+
 static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
   int slots = m->nnodes * m->T;
   m->adam_t++;
   for (int s = 0; s < slots; s++) {
-    int node = s / m->T;
-    if (node == m->input)
-      continue;
-    if (node == m->output && m->cfg.clamp_output && m->have_target &&
-        s % m->T == m->T - 1)
+    if (!slot_moves(m, s))
       continue;
     int fused;
     EBL_TRY(fused_state_step(m, s, o, &fused));
@@ -73,6 +80,15 @@ static ebl_status update_states(ebl_model *m, const ebl_infer_opts *o) {
       break;
     }
   }
+  return EBL_OK;
+}
+
+/* Backtracking: takes back the last SGD step, v += lr dF/dv (dF/dv is
+   still the one the step used). */
+static ebl_status undo_step(ebl_model *m, double lr) {
+  for (int s = 0; s < m->nnodes * m->T; s++)
+    if (slot_moves(m, s))
+      EBL_TRY(ebl_axpby(&m->v[s], lr, &m->grad[s], 1.0));
   return EBL_OK;
 }
 
@@ -185,21 +201,34 @@ static ebl_status relax_step(ebl_model *m, const ebl_infer_opts *o,
   return EBL_OK;
 }
 
-/* The loop checked on the host: F is read after every step. */
+/* The loop checked on the host: F is read after every step. With
+   backtracking a step that raises F by more than its rounding (or makes
+   it NaN) is taken back and the step size halved; such a step is not a
+   convergence test. */
 static ebl_status relax_host(ebl_model *m, const ebl_infer_opts *o,
-                             double beta, double *energy, int *steps) {
+                             double beta, double *energy, int *steps,
+                             double *lr) {
+  ebl_infer_opts step = *o;
+  /* A rise within the rounding of F's terms is no reason to back off. */
+  double noise = 64 * (m->dtype == EBL_F32 ? FLT_EPSILON : DBL_EPSILON);
   double f_prev;
   EBL_TRY(eval_row(m, beta, &f_prev));
   int k = 0;
   while (k < o->steps) {
-    EBL_TRY(relax_step(m, o, beta));
+    EBL_TRY(relax_step(m, &step, beta));
     k++;
     m->rows++;
     double f;
     EBL_TRY(eval_row(m, beta, &f));
+    int undone = o->backtrack && !(f <= f_prev + noise * fabs(f_prev));
+    if (undone) {
+      EBL_TRY(undo_step(m, step.state_lr));
+      step.state_lr *= 0.5;
+      EBL_TRY(eval_row(m, beta, &f));
+    }
     if (!isfinite(f))
       return numeric_failure(m, k);
-    int converged = fabs(f - f_prev) <= o->tol * fabs(f_prev);
+    int converged = !undone && fabs(f - f_prev) <= o->tol * fabs(f_prev);
     f_prev = f;
     if (converged)
       break;
@@ -208,6 +237,7 @@ static ebl_status relax_host(ebl_model *m, const ebl_infer_opts *o,
     return numeric_failure(m, k);
   *energy = f_prev;
   *steps = k;
+  *lr = step.state_lr;
   return EBL_OK;
 }
 
@@ -216,7 +246,9 @@ static ebl_status relax_host(ebl_model *m, const ebl_infer_opts *o,
    that ended the loop leave the states alone (the gate), so the result
    is the one the host's check gives. */
 static ebl_status relax_device(ebl_model *m, const ebl_infer_opts *o,
-                               double beta, double *energy, int *steps) {
+                               double beta, double *energy, int *steps,
+                               double *lr) {
+  *lr = o->state_lr;
   int every = o->check_every > 0 ? o->check_every : 1, k = 0;
   int base = m->rows;
   double w[3];
@@ -251,13 +283,15 @@ static ebl_status relax_device(ebl_model *m, const ebl_infer_opts *o,
 /* Iterates from the current states until the tolerance or the limit;
    the energy of the states reached is left in *energy. */
 static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
-                             double beta, double *energy, int *steps) {
+                             double beta, double *energy, int *steps,
+                             double *lr) {
   EBL_TRY(reset_optimiser(m));
   /* Inputs and weights are fixed from here on (unless incremental):
      the chains that read the input keep their outputs. */
   m->inputs_cached = o->param_lr <= 0;
-  EBL_TRY(ebl_watch_usable(m, o) ? relax_device(m, o, beta, energy, steps)
-                                 : relax_host(m, o, beta, energy, steps));
+  EBL_TRY(ebl_watch_usable(m, o)
+            ? relax_device(m, o, beta, energy, steps, lr)
+            : relax_host(m, o, beta, energy, steps, lr));
   EBL_TRY(ebl_energy_state_grads(m, beta));
   EBL_TRY(record_grads(m));
   m->rows++;
@@ -265,8 +299,8 @@ static ebl_status relax_loop(ebl_model *m, const ebl_infer_opts *o,
 }
 
 static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
-                        double *energy, int *steps) {
-  ebl_status s = relax_loop(m, o, beta, energy, steps);
+                        double *energy, int *steps, double *lr) {
+  ebl_status s = relax_loop(m, o, beta, energy, steps, lr);
   m->inputs_cached = 0;
   m->watching = 0;
   return s;
@@ -277,22 +311,22 @@ static ebl_status relax(ebl_model *m, const ebl_infer_opts *o, double beta,
    The states are left at the free fixed point. */
 static ebl_status ep_phases(ebl_model *m, const ebl_infer_opts *o,
                             double beta, ebl_infer_result *r) {
-  EBL_TRY(relax(m, o, 0.0, &r->energy, &r->steps));
+  EBL_TRY(relax(m, o, 0.0, &r->energy, &r->steps, &r->state_lr));
   int slots = m->nnodes * m->T, steps;
-  double f;
+  double f, lr;
   for (int s = 0; s < slots; s++)
     EBL_TRY(ebl_copy(&m->v_free[s], &m->v[s]));
   if (!m->have_target || beta == 0.0)
     return EBL_OK;
   int record = m->record, rows = m->rows;
   m->record = 0;
-  EBL_TRY(relax(m, o, beta, &f, &steps));
+  EBL_TRY(relax(m, o, beta, &f, &steps, &lr));
   EBL_TRY(ebl_energy_param_grads(m, beta));
   for (int i = 0; i < m->params.count; i++)
     EBL_TRY(ebl_copy(&m->ep_grad[i], &m->params.grad[i]));
   for (int s = 0; s < slots; s++)
     EBL_TRY(ebl_copy(&m->v[s], &m->v_free[s]));
-  EBL_TRY(relax(m, o, -beta, &f, &steps));
+  EBL_TRY(relax(m, o, -beta, &f, &steps, &lr));
   EBL_TRY(ebl_energy_param_grads(m, -beta));
   for (int i = 0; i < m->params.count; i++)
     EBL_TRY(ebl_axpby(&m->params.grad[i], 1.0 / (2.0 * beta), &m->ep_grad[i],
@@ -312,6 +346,9 @@ ebl_status ebl_model_infer(ebl_model *m, const ebl_tensor *x,
   if (o->steps < 0)
     return ebl_fail(EBL_EARG, "infer: steps must be >= 0, got %d",
                     o->steps);
+  if (o->backtrack && (o->optim != EBL_STATE_SGD || o->param_lr > 0))
+    return ebl_fail(EBL_EARG, "infer: backtrack needs state_optim 'sgd' "
+                    "and no param_lr");
   EBL_TRY(ebl_model_set_batch(m, x, target));
   if (m->cfg.energy == EBL_ENERGY_BP && !m->have_target)
     return ebl_fail(EBL_EARG, "infer: energy 'bp' needs a target");
@@ -319,6 +356,7 @@ ebl_status ebl_model_infer(ebl_model *m, const ebl_tensor *x,
   EBL_TRY(ebl_energy_forward_sweep(m));
   double beta = o->beta;
   memset(r, 0, sizeof *r);
+  r->state_lr = o->state_lr;
   if (m->cfg.energy == EBL_ENERGY_BP) {
     EBL_TRY(eval_row(m, beta, &r->energy));
     EBL_TRY(ebl_energy_backprop(m));
@@ -326,7 +364,7 @@ ebl_status ebl_model_infer(ebl_model *m, const ebl_tensor *x,
   } else if (m->cfg.energy == EBL_ENERGY_EP) {
     EBL_TRY(ep_phases(m, o, beta, r));
   } else {
-    EBL_TRY(relax(m, o, beta, &r->energy, &r->steps));
+    EBL_TRY(relax(m, o, beta, &r->energy, &r->steps, &r->state_lr));
   }
   m->beta = beta;
   r->trace = m->trace;

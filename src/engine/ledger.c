@@ -119,7 +119,7 @@ ebl_status ebl_ledger_total(ebl_model *m, double *energy) {
 int ebl_watch_usable(const ebl_model *m, const ebl_infer_opts *o) {
   const ebl_backend *be = ebl_backend_for(m->device);
   return be != NULL && be->relax_check != NULL && be->state_step != NULL &&
-         !o->record && o->param_lr <= 0;
+         !o->record && o->param_lr <= 0 && !o->backtrack;
 }
 
 /* After the first evaluation of a loop: sends the coefficients, resets

@@ -83,6 +83,8 @@ typedef struct ebl_infer_opts {
   int check_every;        /* on a GPU: steps between the host's reads
                              of the loop's check (the CPU reads F at
                              every step) */
+  int backtrack;          /* SGD: a step that raises F is undone and
+                             state_lr halved (F never rises) */
 } ebl_infer_opts;
 
 /* What an inference gives back. */
@@ -90,6 +92,8 @@ typedef struct ebl_infer_result {
   double energy;          /* batch mean of F at the end */
   int steps;              /* iterations taken */
   double *trace;          /* F after each step: steps + 1 values */
+  double state_lr;        /* the step size at the end (backtracking
+                             may have halved it) */
 } ebl_infer_result;
 
 typedef struct ebl_model ebl_model;

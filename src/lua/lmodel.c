@@ -276,7 +276,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
                             ebl_infer_opts *o) {
   static const char *const known[] = {"steps", "state_lr", "tol", "beta",
     "state_optim", "momentum", "beta1", "beta2", "eps", "record",
-    "check_every", "param_lr", NULL};
+    "check_every", "param_lr", "backtrack", NULL};
   static const char *const optims[] = {"sgd", "momentum", "adam", NULL};
   ebl_checkopts(L, arg, known);
   o->beta = ebl_optnum(L, arg, "beta", ebl_model_config_of(m)->beta);
@@ -290,6 +290,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->record = ebl_optbool(L, arg, "record", 0);
   o->check_every = count_option(L, arg, "check_every", 10, 1);
   o->param_lr = ebl_optnum(L, arg, "param_lr", 0.0);
+  o->backtrack = ebl_optbool(L, arg, "backtrack", 0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
       lua_getfield(L, arg, "state_optim") != LUA_TNIL)
@@ -302,7 +303,7 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
     luaL_error(L, "infer: tol must be >= 0, got %f", o->tol);
 }
 
-/* core:infer(x, target or nil, opts) -> energy, steps, trace */
+/* core:infer(x, target or nil, opts) -> energy, steps, trace, state_lr */
 static int l_infer(lua_State *L) {
   ebl_model *m = check_model(L, 1);
   const ebl_tensor *x = ebl_checktensor(L, 2);
@@ -319,7 +320,8 @@ static int l_infer(lua_State *L) {
     lua_pushnumber(L, r.trace[i]);
     lua_rawseti(L, -2, i + 1);
   }
-  return 3;
+  lua_pushnumber(L, r.state_lr);
+  return 4;
 }
 
 static int l_step(lua_State *L) {

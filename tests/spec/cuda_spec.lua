@@ -769,6 +769,12 @@ describe('the energy engine on the GPU', function()
     end)
   end
 
+  gpu_it('backtracking (checked on the host) gives the CPU\'s steps',
+    function()
+      same_run('pc', {steps = 40, state_lr = 3, backtrack = true,
+        tol = 0, check_every = 7})
+    end)
+
   gpu_it('the step limit ends the loop on the device as on the CPU',
     function()
       assert.are.equal(7, same_run('pc', {steps = 7, state_lr = 0.05,

@@ -271,6 +271,52 @@ describe('incremental PC', function()
     end)
 end)
 
+describe('backtracking', function()
+  -- An MLP on large inputs, where SGD at state lr 1.5 blows up.
+  local function stiff()
+    ebl.manual_seed(2)
+    local m = ebl.model(ebl.models.mlp{sizes = {20, 64, 64, 5}},
+      {energy = 'pc'})
+    return m, ebl.randn{32, 20} * 3, ebl.randint(0, 5, {32}, 'int32')
+  end
+
+  it('keeps F from rising where plain SGD blows up', function()
+    local m, x, y = stiff()
+    local ok, e = pcall(m.infer, m, x, y, {steps = 60, state_lr = 1.5})
+    assert(not ok or e > 1e3, 'plain SGD settled at ' .. tostring(e))
+    local e2, k, tr, lr = m:infer(x, y, {steps = 60, state_lr = 1.5,
+      backtrack = true, tol = 0})
+    assert.are.equal(60, k)
+    for i = 2, #tr do
+      assert(tr[i] <= tr[i - 1] * (1 + 64 * 1.2e-7),
+        ('F rose at step %d: %.9g after %.9g'):format(i - 1, tr[i],
+          tr[i - 1]))
+    end
+    assert.is_true(e2 < tr[1])
+    assert.is_true(lr < 1.5 and lr >= 1.5 / 2 ^ 10, 'state lr ' .. lr)
+  end)
+
+  it('changes nothing where SGD already descends', function()
+    local m, x, y = stiff()
+    local e1, _, t1, lr = m:infer(x, y, {steps = 30, state_lr = 0.05,
+      backtrack = true, tol = 0})
+    local e2, _, t2 = m:infer(x, y, {steps = 30, state_lr = 0.05, tol = 0})
+    assert.are.equal(e2, e1)
+    assert.are.same(t2, t1)
+    assert.are.equal(0.05, lr)
+  end)
+
+  it('needs SGD on the states and no param_lr', function()
+    local m, x, y = stiff()
+    assert.has_error(function()
+      m:infer(x, y, {backtrack = true, state_optim = 'adam'})
+    end, "infer: backtrack needs state_optim 'sgd' and no param_lr")
+    assert.has_error(function()
+      m:infer(x, y, {backtrack = true, param_lr = 0.01})
+    end, "infer: backtrack needs state_optim 'sgd' and no param_lr")
+  end)
+end)
+
 describe('diagnostics', function()
   it('weight_ratios follow ||w|| / (lr ||dw||) per layer', function()
     local m = mlp('pc')

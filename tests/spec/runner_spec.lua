@@ -92,6 +92,14 @@ describe('scripts/train.lua', function()
     assert.are.equal(2, n)
   end)
 
+  it('passes --backtrack to inference and says so', function()
+    local code, lines = run(BASE .. ' --epochs 1 --state-lr 2 --backtrack')
+    assert.are.equal(0, code, table.concat(lines, '\n'))
+    assert.are.equal('inference: 5 steps, state lr 2 (sgd, backtracking), '
+      .. 'tol 0', lines[3])
+    assert.is_true(ebl.json.decode(lines[#lines]).config.backtrack)
+  end)
+
   it('refuses bad flags with a usage message and status 1', function()
     for _, args in ipairs{'--bogus', '--epochs', '--epochs x',
         '--energy qc', '--hidden 12,a'} do
