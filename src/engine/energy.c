@@ -254,6 +254,9 @@ static ebl_status pull_back(ebl_model *m, const ebl_op *ops, int nops,
                             double grad_scale) {
   int s = slot_of(m, node, t);
   int free_state = slot_free(m, node, t) && scale != 0.0;
+  if (free_state && ebl_chain_adds_in_place(ops, nops))
+    return ebl_chain_vjp_add(ops, nops, b, &m->params, dy, &m->grad[s],
+                             -scale, grad_scale);
   const ebl_tensor *dx = free_state ? &m->tmp[s] : NULL;
   EBL_TRY(ebl_chain_vjp(ops, nops, b, &m->params, dy, dx, grad_scale));
   if (free_state)

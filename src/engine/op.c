@@ -315,18 +315,28 @@ static const ebl_tensor *param(const ebl_params *p, int i) {
   return i >= 0 ? &p->value[i] : NULL;
 }
 
-/* y = x W^T (+ b) or, transposed, y = x W. */
+/* y = b broadcast over the rows, ready for the product to add into. */
+static ebl_status preload_bias(const ebl_tensor *y, const ebl_tensor *b) {
+  ebl_tensor rows = {0};
+  EBL_TRY(ebl_tensor_expand(&rows, b, y->ndim, y->shape));
+  ebl_status s = ebl_copy(y, &rows);
+  ebl_tensor_release(&rows);
+  return s;
+}
+
+/* y = x W^T (+ b) or, transposed, y = x W. The bias goes in first and
+   the product adds to it, one pass over y fewer than adding it after. */
 static ebl_status linear_forward(const ebl_op *op, const ebl_params *p,
                                  const ebl_tensor *x, const ebl_tensor *y) {
   const ebl_tensor *w = param(p, op->weight);
   if (op->kind == EBL_OP_LINEAR_T)
     return ebl_gemm(y, x, w, 1.0, 0.0);
+  if (op->bias >= 0)
+    EBL_TRY(preload_bias(y, param(p, op->bias)));
   ebl_tensor wt = {0};
   EBL_TRY(ebl_tensor_transpose(&wt, w, 0, 1));
-  ebl_status s = ebl_gemm(y, x, &wt, 1.0, 0.0);
+  ebl_status s = ebl_gemm(y, x, &wt, 1.0, op->bias >= 0 ? 1.0 : 0.0);
   ebl_tensor_release(&wt);
-  if (s == EBL_OK && op->bias >= 0)
-    s = ebl_binary(EBL_ADD, y, y, param(p, op->bias));
   return s;
 }
 
@@ -396,17 +406,19 @@ static ebl_status bias_vjp(const ebl_op *op, const ebl_params *p,
   return add_scratch(p, op->bias, scale);
 }
 
-/* Linear maps: input cotangent and weight gradient. */
+/* Linear maps: the input cotangent (dx = alpha dy W + beta dx, beta 0
+   or 1) and the weight gradient. */
 static ebl_status linear_vjp(const ebl_op *op, const ebl_params *p,
                              const ebl_tensor *x, const ebl_tensor *dy,
-                             const ebl_tensor *dx, double scale) {
+                             const ebl_tensor *dx, const double dx_ab[2],
+                             double scale) {
   const ebl_tensor *w = param(p, op->weight);
   int t = op->kind == EBL_OP_LINEAR_T;
   ebl_tensor wt = {0}, at = {0};
   ebl_status s = EBL_OK;
   if (dx != NULL) {
     EBL_TRY(ebl_tensor_transpose(&wt, w, 0, 1));
-    s = ebl_gemm(dx, dy, t ? &wt : w, 1.0, 0.0);
+    s = ebl_gemm(dx, dy, t ? &wt : w, dx_ab[0], dx_ab[1]);
     ebl_tensor_release(&wt);
   }
   if (s != EBL_OK || scale == 0.0)
@@ -444,14 +456,16 @@ static ebl_status copy_reshaped(const ebl_tensor *dx, const ebl_tensor *dy) {
   return s;
 }
 
+/* One op's VJP; dx_ab = {alpha, beta} of dx, {1, 0} but for a linear
+   map that adds in place. */
 static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
                          const ebl_tensor *x, const ebl_tensor *dy,
                          const ebl_tensor *dx, const ebl_tensor *winners,
-                         double scale) {
+                         const double dx_ab[2], double scale) {
   switch (op->kind) {
   case EBL_OP_LINEAR:
   case EBL_OP_LINEAR_T:
-    return linear_vjp(op, p, x, dy, dx, scale);
+    return linear_vjp(op, p, x, dy, dx, dx_ab, scale);
   case EBL_OP_CONV2D:
   case EBL_OP_CONV_T2D:
     return conv_vjp(op, p, x, dy, dx, scale);
@@ -483,9 +497,12 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
   }
 }
 
-ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
-                         const ebl_params *p, const ebl_tensor *dy,
-                         const ebl_tensor *dx, double grad_scale) {
+/* Back through the chain; dx_ab applies to the write into dx. */
+static ebl_status chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
+                            const ebl_params *p, const ebl_tensor *dy,
+                            const ebl_tensor *dx, const double dx_ab[2],
+                            double grad_scale) {
+  static const double plain[2] = {1.0, 0.0};
   const ebl_tensor *cot = dy;
   if (dx == NULL && grad_scale == 0.0)
     return EBL_OK;
@@ -494,10 +511,33 @@ ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
     if (out == NULL && !(ops[i].weight >= 0 && grad_scale != 0.0))
       break;
     EBL_TRY(op_vjp(&ops[i], p, &b->act[i], cot, out, &b->winners[i],
-               grad_scale));
+                   i > 0 ? plain : dx_ab, grad_scale));
     cot = out;
   }
   return EBL_OK;
+}
+
+ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
+                         const ebl_params *p, const ebl_tensor *dy,
+                         const ebl_tensor *dx, double grad_scale) {
+  static const double plain[2] = {1.0, 0.0};
+  return chain_vjp(ops, n, b, p, dy, dx, plain, grad_scale);
+}
+
+int ebl_chain_adds_in_place(const ebl_op *ops, int n) {
+  return n > 0 && (ops[0].kind == EBL_OP_LINEAR ||
+                   ops[0].kind == EBL_OP_LINEAR_T);
+}
+
+ebl_status ebl_chain_vjp_add(const ebl_op *ops, int n, ebl_chain_buf *b,
+                             const ebl_params *p, const ebl_tensor *dy,
+                             const ebl_tensor *dx, double alpha,
+                             double grad_scale) {
+  const double add[2] = {alpha, 1.0};
+  if (!ebl_chain_adds_in_place(ops, n))
+    return ebl_fail(EBL_EARG, "engine: this chain cannot add its VJP in "
+                    "place");
+  return chain_vjp(ops, n, b, p, dy, dx, add, grad_scale);
 }
 
 /* ---------------------------------------------------------------- */

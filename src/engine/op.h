@@ -82,6 +82,18 @@ ebl_status ebl_chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
                          const ebl_params *p, const ebl_tensor *dy,
                          const ebl_tensor *dx, double grad_scale);
 
+/* Nonzero when ebl_chain_vjp_add can add into dx in place: the chain
+   starts with a linear map, whose product takes the sum itself. */
+int ebl_chain_adds_in_place(const ebl_op *ops, int n);
+
+/* As ebl_chain_vjp, but dx += alpha * (cotangent of act[0]), with no
+   pass of its own over dx; only for chains ebl_chain_adds_in_place
+   accepts. */
+ebl_status ebl_chain_vjp_add(const ebl_op *ops, int n, ebl_chain_buf *b,
+                             const ebl_params *p, const ebl_tensor *dy,
+                             const ebl_tensor *dx, double alpha,
+                             double grad_scale);
+
 /* Builds the transpose of a forward chain for BiPC's feedback: the ops
    reversed, linear maps transposed with the same weights (no bias),
    pooling replaced by its adjoint, activations and reshapes inverted or
