@@ -28,6 +28,12 @@ return function(ebl)
   local Optimizer = {}
   Optimizer.__index = Optimizer
 
+  -- A tensor's shape as "2x3" for messages.
+  local function shape_string(t)
+    local shape = t:shape()
+    return #shape == 0 and 'scalar' or table.concat(shape, 'x')
+  end
+
   local function new(kind, opts, slots)
     return setmetatable({kind = kind, opts = opts, t = 0, slots = {},
       slot_names = slots}, Optimizer)
@@ -42,18 +48,40 @@ return function(ebl)
       for _, name in ipairs(self.slot_names) do b[name] = p:clone():fill(0) end
       self.slots[i] = b
     end
-    local device = p:device()
+    local device, shape = p:device(), shape_string(p)
     for name, t in pairs(b) do
+      if shape_string(t) ~= shape then
+        error(('%s: buffer %s of parameter %d has shape %s, the parameter '
+          .. '%s'):format(self.kind, name, i, shape_string(t), shape), 0)
+      end
       if t:device() ~= device then b[name] = t:to(device) end
     end
     return b
   end
 
-  function Optimizer:step(params, grads, groups)
-    if #params ~= #grads then
-      error(('%s: %d parameters but %d gradients'):format(self.kind,
-        #params, #grads), 2)
+  -- Fails unless gradient i is a tensor of parameter i's shape and dtype.
+  local function check_grad(kind, i, p, g)
+    if not ebl.is_tensor(g) then
+      error(('%s: gradient %d must be a tensor, got %s'):format(kind, i,
+        type(g)), 4)
     end
+    if g:dtype() ~= p:dtype() or shape_string(g) ~= shape_string(p) then
+      error(('%s: gradient %d is %s %s, parameter %d is %s %s'):format(kind,
+        i, shape_string(g), g:dtype(), i, shape_string(p), p:dtype()), 4)
+    end
+  end
+
+  -- Fails unless grads pairs with params one to one.
+  local function check_step(kind, params, grads)
+    if #params ~= #grads then
+      error(('%s: %d parameters but %d gradients'):format(kind, #params,
+        #grads), 3)
+    end
+    for i = 1, #params do check_grad(kind, i, params[i], grads[i]) end
+  end
+
+  function Optimizer:step(params, grads, groups)
+    check_step(self.kind, params, grads)
     self.t = self.t + 1
     for i = 1, #params do
       self:update(i, params[i], grads[i], self.opts.lr)
@@ -75,11 +103,41 @@ return function(ebl)
       error(('load_state: a state of %s expected, got %s'):format(self.kind,
         type(s) == 'table' and tostring(s.kind) or type(s)), 2)
     end
+    self:check_state(s)
     self.t = s.t
     self.slots = {}
     for i, b in pairs(s.slots) do
       self.slots[i] = {}
       for k, t in pairs(b) do self.slots[i][k] = t:clone() end
+    end
+  end
+
+  -- Fails naming the field when s is not a state this optimiser wrote:
+  -- a step count, and per parameter index its buffers by name.
+  function Optimizer:check_state(s)
+    local function bad(what, got)
+      error(('load_state: %s, got %s'):format(what, got), 4)
+    end
+    if math.type(s.t) ~= 'integer' or s.t < 0 then
+      bad('t must be an integer >= 0', tostring(s.t))
+    end
+    if type(s.slots) ~= 'table' then
+      bad('slots must be a table', type(s.slots))
+    end
+    local known = {}
+    for _, name in ipairs(self.slot_names) do known[name] = true end
+    for i, b in pairs(s.slots) do
+      if math.type(i) ~= 'integer' or i < 1 or type(b) ~= 'table' then
+        bad('slots must map parameter indices to tables',
+          ('%s = %s'):format(tostring(i), type(b)))
+      end
+      for k, t in pairs(b) do
+        if not known[k] or not ebl.is_tensor(t) then
+          bad(('slots[%d] holds tensors named %s'):format(i,
+            table.concat(self.slot_names, ', ')), ('%s = %s'):format(
+            tostring(k), ebl.is_tensor(t) and 'tensor' or type(t)))
+        end
+      end
     end
   end
 
@@ -176,6 +234,7 @@ return function(ebl)
       {__index = Optimizer})
     o.rates = {}
     function o:step(params, grads, groups)
+      check_step('lalr', params, grads)
       groups = groups or {}
       local sq, order = {}, {}
       for i, g in ipairs(grads) do

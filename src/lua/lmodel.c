@@ -237,10 +237,23 @@ static void add_params(lua_State *L, ebl_model *m, int desc) {
   lua_pop(L, 1);
 }
 
+/* Fails unless desc (argument 1) has the four tables of a description. */
+static void check_description(lua_State *L) {
+  static const char *const parts[] = {"config", "nodes", "params", "edges"};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (int i = 0; i < 4; i++) {
+    int type = lua_getfield(L, 1, parts[i]);
+    lua_pop(L, 1);
+    if (type != LUA_TTABLE)
+      luaL_error(L, "_model_new: desc.%s must be a table, got %s", parts[i],
+                 lua_typename(L, type));
+  }
+}
+
 /* ebl._model_new(desc) -> core: the model of a description built by
    lua/ebl/model.lua (config, nodes, params, edges). */
 static int l_model_new(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  check_description(L);
   model_box *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->model = NULL;
   luaL_setmetatable(L, MODEL_MT);

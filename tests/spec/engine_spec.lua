@@ -363,6 +363,14 @@ local function error_of(f, ...)
 end
 
 describe('layer options and edge ops that once crashed the engine', function()
+  it('the engine core refuses a description without its tables', function()
+    assert.matches('_model_new: desc.config must be a table, got nil',
+      error_of(ebl._model_new, {}), 1, true)
+    assert.matches('_model_new: desc.edges must be a table, got string',
+      error_of(ebl._model_new, {config = {}, nodes = {}, params = {},
+        edges = 'x'}), 1, true)
+  end)
+
   it('conv and pooling layers reject windows of no size', function()
     assert.matches("conv2d: option 'stride' must be an integer >= 1 or a "
       .. "pair {h, w} of them, got 0",

@@ -104,3 +104,67 @@ describe('bad options', function()
       "adam: unknown option 'betas'")
   end)
 end)
+
+describe('bad gradients', function()
+  -- The message without the "file:line: " that error() puts in front.
+  local function message(fn)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    return (tostring(err):gsub('^[^:]*:%d+: ', ''))
+  end
+
+  it('a gradient of another dtype, shape or kind is refused', function()
+    local p = t{1, 2}
+    for _, make in ipairs{optim.sgd, optim.adam, optim.lalr} do
+      local o = make{lr = 0.1}
+      assert.are.equal(o.kind .. ': gradient 1 is 2 int32, parameter 1 is '
+        .. '2 float64', message(function()
+          o:step({p}, {ebl.tensor({1, 1}, 'int32')})
+        end))
+      assert.are.equal(o.kind .. ': gradient 1 is 3 float64, parameter 1 '
+        .. 'is 2 float64', message(function()
+          o:step({p}, {t{1, 1, 1}})
+        end))
+      assert.are.equal(o.kind .. ': gradient 1 must be a tensor, got number',
+        message(function() o:step({p}, {5}) end))
+    end
+    near({1, 2}, p)
+  end)
+end)
+
+describe('load_state', function()
+  local function message(fn)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    return (tostring(err):gsub('^[^:]*:%d+: ', ''))
+  end
+
+  it('refuses a state it did not write, naming the field', function()
+    local o = optim.adam{lr = 0.1}
+    local cases = {
+      {{kind = 'adam', t = 'x', slots = {}},
+        'load_state: t must be an integer >= 0, got x'},
+      {{kind = 'adam', t = 1, slots = 'x'},
+        'load_state: slots must be a table, got string'},
+      {{kind = 'adam', t = 1, slots = {{m = 5}}},
+        'load_state: slots[1] holds tensors named m, v, got m = number'},
+      {{kind = 'adam', t = 1, slots = {{q = t{0}}}},
+        'load_state: slots[1] holds tensors named m, v, got q = tensor'},
+      {{kind = 'sgd', t = 1, slots = {}},
+        'load_state: a state of adam expected, got sgd'},
+    }
+    for _, c in ipairs(cases) do
+      assert.are.equal(c[2], message(function() o:load_state(c[1]) end))
+    end
+  end)
+
+  it('buffers of the wrong shape fail at the step, naming both', function()
+    local o = optim.adam{lr = 0.1}
+    o:load_state{kind = 'adam', t = 1,
+      slots = {{m = t{0, 0, 0}, v = t{0, 0, 0}}}}
+    local p = t{1, 2}
+    local err = message(function() o:step({p}, {t{1, 1}}) end)
+    assert.truthy(err:find('adam: buffer [mv] of parameter 1 has shape 3, '
+      .. 'the parameter 2'), err)
+  end)
+end)
