@@ -104,7 +104,7 @@ return function(ebl)
         type(s) == 'table' and tostring(s.kind) or type(s)), 2)
     end
     self:check_state(s)
-    self.t = s.t
+    self.t = math.tointeger(s.t)
     self.slots = {}
     for i, b in pairs(s.slots) do
       self.slots[i] = {}
@@ -118,7 +118,8 @@ return function(ebl)
     local function bad(what, got)
       error(('load_state: %s, got %s'):format(what, got), 4)
     end
-    if math.type(s.t) ~= 'integer' or s.t < 0 then
+    local t = math.tointeger(s.t)
+    if t == nil or t < 0 then
       bad('t must be an integer >= 0', tostring(s.t))
     end
     if type(s.slots) ~= 'table' then
