@@ -180,6 +180,11 @@ typedef struct ebl_backend {
                              const ebl_tensor *sig_b,
                              const ebl_tensor *e_f, const ebl_tensor *e_b,
                              double lambda, double *sumsq);
+  /* The cotangent through tanh or sigmoid from its output y, in one
+     pass: out = dy (1 - y^2) or dy y (1 - y); out may be y. Any other
+     act is EBL_EARG. */
+  ebl_status (*act_vjp)(ebl_unary_op act, const ebl_tensor *out,
+                        const ebl_tensor *y, const ebl_tensor *dy);
   /* One state optimiser step on v from its gradient g; m1 (momentum,
      Adam) and m2 (Adam) are the moments, NULL when unused. */
   ebl_status (*state_step)(const ebl_state_step *step,

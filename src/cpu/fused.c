@@ -180,6 +180,48 @@ ebl_status ebl_cpu_state_step(const ebl_state_step *step,
   return EBL_OK;
 }
 
+/* out = dy f'(x) with f' written in y = f(x), over [lo, hi); out may
+   be y, so neither is restrict. */
+#define ACT_VJP(REAL, NAME)                                             \
+  __attribute__((target_clones("arch=x86-64-v3", "default")))          \
+  static void NAME(int tanh, REAL *out, const REAL *y,                  \
+                   const REAL *restrict dy, int64_t lo, int64_t hi) {   \
+    if (tanh)                                                           \
+      for (int64_t i = lo; i < hi; i++)                                 \
+        out[i] = dy[i] * (1 - y[i] * y[i]);                             \
+    else                                                                \
+      for (int64_t i = lo; i < hi; i++)                                 \
+        out[i] = dy[i] * (y[i] * (1 - y[i]));                           \
+  }
+ACT_VJP(float, act_vjp_f32)
+ACT_VJP(double, act_vjp_f64)
+
+ebl_status ebl_cpu_act_vjp(ebl_unary_op act, const ebl_tensor *out,
+                           const ebl_tensor *y, const ebl_tensor *dy) {
+  if (act != EBL_TANH && act != EBL_SIGMOID)
+    return ebl_fail(EBL_EARG, "act_vjp: tanh or sigmoid expected, got %s",
+                    ebl_unary_name(act));
+  if (!dense(out) || !dense(y) || !dense(dy) || y->dtype != out->dtype ||
+      dy->dtype != out->dtype || !ebl_dtype_is_float(out->dtype) ||
+      ebl_tensor_numel(y) != ebl_tensor_numel(out) ||
+      ebl_tensor_numel(dy) != ebl_tensor_numel(out))
+    return ebl_fail(EBL_EARG, "act_vjp: operands must be dense, of one "
+                    "float dtype and one size");
+  int64_t n = ebl_tensor_numel(out);
+  int f32 = out->dtype == EBL_F32, tanh = act == EBL_TANH;
+  void *po = ebl_tensor_data(out);
+  const void *py = ebl_tensor_data(y), *pd = ebl_tensor_data(dy);
+  #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+  for (int c = 0; c < FUSED_CHUNKS; c++) {
+    int64_t lo = n * c / FUSED_CHUNKS, hi = n * (c + 1) / FUSED_CHUNKS;
+    if (f32)
+      act_vjp_f32(tanh, po, py, pd, lo, hi);
+    else
+      act_vjp_f64(tanh, po, py, pd, lo, hi);
+  }
+  return EBL_OK;
+}
+
 ebl_status ebl_cpu_loss_into(int ce, ebl_dtype dt, int n, int k,
                              const void *x, const int32_t *labels,
                              const void *target, void *grad, double *out) {

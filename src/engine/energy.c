@@ -226,6 +226,7 @@ static ebl_status pc_eval(ebl_model *m, double beta) {
     EBL_TRY(slot_signals(m, s, s / m->T));
   if (m->have_target && beta != 0.0 && !m->cfg.clamp_output)
     EBL_TRY(output_cost(m, beta));
+  m->preds_fresh = 1;
   return EBL_OK;
 }
 
@@ -234,12 +235,20 @@ static ebl_status pc_eval(ebl_model *m, double beta) {
 
 /* The cotangent of the chains' summed output at slot s: the signal,
    times the node function's derivative when the node has one. It is
-   written over pred, which the errors no longer need. */
+   written over pred, which the errors no longer need. Where the backend
+   has act_vjp and pred is fresh, tanh's and sigmoid's derivatives come
+   from pred itself, in one pass. */
 static const ebl_tensor *chain_cotangent(ebl_model *m, int s, int node,
-                                         const ebl_tensor *signal) {
+                                         const ebl_tensor *signal,
+                                         int fresh) {
   const ebl_node *n = &m->nodes[node];
+  const ebl_backend *be = ebl_backend_for(m->device);
   if (!n->has_act)
     return signal;
+  if (fresh && be != NULL && be->act_vjp != NULL &&
+      (n->act == EBL_TANH || n->act == EBL_SIGMOID))
+    return be->act_vjp(n->act, &m->pred[s], &m->pred[s], signal) == EBL_OK
+             ? &m->pred[s] : NULL;
   if (ebl_unary(n->act_grad, &m->pred[s], &m->pre[s], n->act_param,
                 0.0) != EBL_OK ||
       ebl_binary(EBL_MUL, &m->pred[s], &m->pred[s], signal) != EBL_OK)
@@ -268,12 +277,13 @@ static ebl_status pull_back(ebl_model *m, const ebl_op *ops, int nops,
    (param_scale: the factor of the batch mean). */
 static ebl_status pc_backward(ebl_model *m, double state_scale,
                               double param_scale) {
-  int slots = m->nnodes * m->T;
+  int slots = m->nnodes * m->T, fresh = m->preds_fresh;
+  m->preds_fresh = 0;         /* the cotangents go over pred */
   for (int s = 0; s < slots; s++) {
     int node = s / m->T;
     if (!m->has_f[s])
       continue;
-    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s]);
+    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s], fresh);
     if (dy == NULL)
       return ebl_fail(EBL_EARG, "engine: %s", ebl_error());
     for (int e = 0; e < m->nedges; e++) {
@@ -417,6 +427,7 @@ static ebl_status ep_param_grads(ebl_model *m) {
    slot's signal is complete before it flows on to its sources. */
 ebl_status ebl_energy_backprop(ebl_model *m) {
   int slots = m->nnodes * m->T;
+  m->preds_fresh = 0;
   for (int s = 0; s < slots; s++)
     EBL_TRY(ebl_fill(&m->sig[s], 0.0));
   EBL_TRY(zero_param_grads(m));
@@ -427,7 +438,7 @@ ebl_status ebl_energy_backprop(ebl_model *m) {
     int s = m->order[k], node = s / m->T, t = s % m->T;
     if (node == m->input || !m->has_f[s])
       continue;
-    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s]);
+    const ebl_tensor *dy = chain_cotangent(m, s, node, &m->sig[s], 0);
     if (dy == NULL)
       return ebl_fail(EBL_EARG, "engine: %s", ebl_error());
     for (int e = 0; e < m->nedges; e++) {

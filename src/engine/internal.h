@@ -48,6 +48,7 @@ struct ebl_model {
   ebl_tensor scalar;          /* 0-dim result of reductions */
   ebl_tensor *ep_grad;        /* EP: gradients of the + phase */
   int inputs_cached;          /* chains from the input are up to date */
+  int preds_fresh;            /* pred holds f(pre) of the last eval */
   int states_ready;
   int grads_ready;            /* EP / bp fill grads during infer */
   int adam_t;

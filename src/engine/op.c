@@ -456,12 +456,29 @@ static ebl_status copy_reshaped(const ebl_tensor *dx, const ebl_tensor *dy) {
   return s;
 }
 
-/* One op's VJP; dx_ab = {alpha, beta} of dx, {1, 0} but for a linear
-   map that adds in place. */
+/* dx = dy f'(x). Where the backend has act_vjp, tanh and sigmoid take
+   f' from their output y in one pass instead of two. */
+static ebl_status activation_vjp(const ebl_op *op, const ebl_tensor *x,
+                                 const ebl_tensor *y, const ebl_tensor *dy,
+                                 const ebl_tensor *dx) {
+  ebl_device device = ebl_tensor_device(dx);
+  const ebl_backend *be = ebl_backend_for(device);
+  if ((op->act == EBL_TANH || op->act == EBL_SIGMOID) && be != NULL &&
+      be->act_vjp != NULL && ebl_tensor_device(y) == device &&
+      ebl_tensor_device(dy) == device &&
+      be->act_vjp(op->act, dx, y, dy) == EBL_OK)
+    return EBL_OK;
+  EBL_TRY(ebl_unary(op->act_grad, dx, x, op->act_param, 0.0));
+  return ebl_binary(EBL_MUL, dx, dx, dy);
+}
+
+/* One op's VJP at input x and output y; dx_ab = {alpha, beta} of dx,
+   {1, 0} but for a linear map that adds in place. */
 static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
-                         const ebl_tensor *x, const ebl_tensor *dy,
-                         const ebl_tensor *dx, const ebl_tensor *winners,
-                         const double dx_ab[2], double scale) {
+                         const ebl_tensor *x, const ebl_tensor *y,
+                         const ebl_tensor *dy, const ebl_tensor *dx,
+                         const ebl_tensor *winners, const double dx_ab[2],
+                         double scale) {
   switch (op->kind) {
   case EBL_OP_LINEAR:
   case EBL_OP_LINEAR_T:
@@ -489,8 +506,7 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
   case EBL_OP_IDENTITY:
     return copy_reshaped(dx, dy);
   case EBL_OP_ACTIVATION:
-    EBL_TRY(ebl_unary(op->act_grad, dx, x, op->act_param, 0.0));
-    return ebl_binary(EBL_MUL, dx, dx, dy);
+    return activation_vjp(op, x, y, dy, dx);
   default:
     return ebl_fail(EBL_EARG, "engine: unknown layer kind %d",
                     (int)op->kind);
@@ -510,8 +526,8 @@ static ebl_status chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
     const ebl_tensor *out = i > 0 ? &b->cot[i] : dx;
     if (out == NULL && !(ops[i].weight >= 0 && grad_scale != 0.0))
       break;
-    EBL_TRY(op_vjp(&ops[i], p, &b->act[i], cot, out, &b->winners[i],
-                   i > 0 ? plain : dx_ab, grad_scale));
+    EBL_TRY(op_vjp(&ops[i], p, &b->act[i], &b->act[i + 1], cot, out,
+                   &b->winners[i], i > 0 ? plain : dx_ab, grad_scale));
     cot = out;
   }
   return EBL_OK;

@@ -1,8 +1,10 @@
 /* Tests of the fused CPU kernels of the inference loop: the prediction
    error with its sum of squares (exact errors, the sum against a
    float64 reference, lengths that leave a tail, thread-count
-   independence, strided fallback) and the state step (SGD, momentum and
-   Adam against the formulas written out here, the stop gate). */
+   independence, strided fallback), the state step (SGD, momentum and
+   Adam against the formulas written out here, the stop gate) and the
+   activation's VJP from its output (against derivatives taken from the
+   input in float64). */
 #include <stdlib.h>
 
 #include "tap.h"
@@ -148,6 +150,43 @@ static void test_gate(void) {
   ebl_tensor_release(&g);
 }
 
+/* out = dy f'(x) from y = f(x), written over y, against the derivative
+   of f at x itself. */
+static void check_act_vjp(ebl_unary_op act, ebl_dtype dtype, double tol) {
+  int64_t n = 1000;
+  const char *name = ebl_unary_name(act);
+  ebl_tensor x = ramp(EBL_F64, n, 9), dy = ramp(dtype, n, 10);
+  ebl_tensor y = make(dtype, 1, &n, NULL);
+  ebl_unary(act, &y, &x, 0.0, 0.0);
+  CHECK(ebl_cpu_act_vjp(act, &y, &y, &dy) == EBL_OK,
+        "act_vjp runs in place (%s, %s)", name, ebl_dtype_name(dtype));
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double xi = at(&x, i), s = 1.0 / (1.0 + exp(-xi));
+    double d = act == EBL_TANH ? 1.0 - tanh(xi) * tanh(xi) : s * (1.0 - s);
+    worst = fmax(worst, fabs(at(&y, i) - at(&dy, i) * d));
+  }
+  CHECK(worst <= tol, "act_vjp matches dy f'(x) (%s, %s): %.3g", name,
+        ebl_dtype_name(dtype), worst);
+  ebl_tensor_release(&x);
+  ebl_tensor_release(&dy);
+  ebl_tensor_release(&y);
+}
+
+/* Functions whose derivative is not a function of the output, and
+   mismatched operands, are refused. */
+static void test_act_vjp_refuses(void) {
+  ebl_tensor a = make(EBL_F32, 1, SHAPE(4), NULL);
+  ebl_tensor b = make(EBL_F32, 1, SHAPE(3), NULL);
+  CHECK(ebl_cpu_act_vjp(EBL_RELU, &a, &a, &a) == EBL_EARG &&
+          error_is("act_vjp: tanh or sigmoid expected, got relu"),
+        "act_vjp refuses relu");
+  CHECK(ebl_cpu_act_vjp(EBL_TANH, &a, &a, &b) == EBL_EARG,
+        "act_vjp refuses operands of two sizes");
+  ebl_tensor_release(&a);
+  ebl_tensor_release(&b);
+}
+
 int main(void) {
   const int64_t lengths[] = {1, 7, 8, 9, 63, 64, 65, 1280, 32768, 100003};
   for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
@@ -160,5 +199,10 @@ int main(void) {
   check_state_step(EBL_STEP_MOMENTUM, "momentum");
   check_state_step(EBL_STEP_ADAM, "adam");
   test_gate();
+  check_act_vjp(EBL_TANH, EBL_F64, 1e-15);
+  check_act_vjp(EBL_SIGMOID, EBL_F64, 1e-15);
+  check_act_vjp(EBL_TANH, EBL_F32, 1e-6);
+  check_act_vjp(EBL_SIGMOID, EBL_F32, 1e-6);
+  test_act_vjp_refuses();
   return tap_done();
 }
