@@ -36,6 +36,7 @@ const ebl_backend ebl_cpu_backend = {
   .cross_entropy = ebl_cpu_cross_entropy,
   .pred_error = ebl_cpu_pred_error,
   .state_step = ebl_cpu_state_step,
+  .bipc_signals = ebl_cpu_bipc_signals,
   .act_vjp = ebl_cpu_act_vjp,
   .loss_into = ebl_cpu_loss_into,
 };

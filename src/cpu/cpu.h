@@ -89,6 +89,10 @@ ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
 ebl_status ebl_cpu_state_step(const ebl_state_step *step,
                               const ebl_tensor *v, const ebl_tensor *g,
                               const ebl_tensor *m1, const ebl_tensor *m2);
+ebl_status ebl_cpu_bipc_signals(const ebl_tensor *sig,
+                                const ebl_tensor *sig_b,
+                                const ebl_tensor *e_f, const ebl_tensor *e_b,
+                                double lambda, double *sumsq);
 ebl_status ebl_cpu_act_vjp(ebl_unary_op act, const ebl_tensor *out,
                            const ebl_tensor *y, const ebl_tensor *dy);
 ebl_status ebl_cpu_loss_into(int ce, ebl_dtype dt, int n, int k,

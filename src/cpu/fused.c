@@ -1,6 +1,7 @@
-/* Fused CPU kernels of the engine's inner loop: the prediction error with
-   its sum of squares in one pass, the state optimiser's step in one
-   pass, and the output cost written where the engine keeps its terms.
+/* Fused CPU kernels of the engine's inner loop, each one pass: the
+   prediction error with its sum of squares, BiPC's signals with theirs,
+   the state optimiser's step, tanh's and sigmoid's VJP from their
+   output; and the output cost written where the engine keeps its terms.
    Sums are taken over fixed chunks combined in order, so results do
    not depend on the thread count. */
 #include <math.h>
@@ -121,6 +122,63 @@ ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
     int64_t lo = n * c / FUSED_CHUNKS, hi = n * (c + 1) / FUSED_CHUNKS;
     part[c] = f32 ? pred_error_f32(e, a, b, lo, hi)
                   : pred_error_f64(e, a, b, lo, hi);
+  }
+  if (sumsq != NULL)
+    *sumsq = chunk_total(part);
+  return EBL_OK;
+}
+
+/* BiPC's signals over [lo, hi): r = e_f + lambda e_b, sig = r,
+   sig_b = lambda r; returns the sum of r^2 (in lanes, as above). sig may
+   be e_f, so neither is restrict. */
+#define BIPC_SIGNALS(REAL, NAME)                                        \
+  __attribute__((target_clones("arch=x86-64-v3", "default")))          \
+  static double NAME(REAL *sig, REAL *restrict sig_b, const REAL *e_f,  \
+                     const REAL *restrict e_b, REAL lambda, int64_t lo,  \
+                     int64_t hi) {                                      \
+    double acc[PRED_LANES] = {0};                                       \
+    int64_t i = lo;                                                     \
+    for (; i + PRED_LANES <= hi; i += PRED_LANES)                       \
+      for (int k = 0; k < PRED_LANES; k++) {                            \
+        REAL r = e_f[i + k] + lambda * e_b[i + k];                      \
+        sig[i + k] = r;                                                 \
+        sig_b[i + k] = lambda * r;                                      \
+        acc[k] += (double)r * (double)r;                                \
+      }                                                                 \
+    for (int k = 0; i < hi; i++, k++) {                                 \
+      REAL r = e_f[i] + lambda * e_b[i];                                \
+      sig[i] = r;                                                       \
+      sig_b[i] = lambda * r;                                            \
+      acc[k] += (double)r * (double)r;                                  \
+    }                                                                   \
+    double sum = 0.0;                                                   \
+    for (int k = 0; k < PRED_LANES; k++)                                \
+      sum += acc[k];                                                    \
+    return sum;                                                         \
+  }
+BIPC_SIGNALS(float, bipc_signals_f32)
+BIPC_SIGNALS(double, bipc_signals_f64)
+
+ebl_status ebl_cpu_bipc_signals(const ebl_tensor *sig,
+                                const ebl_tensor *sig_b,
+                                const ebl_tensor *e_f, const ebl_tensor *e_b,
+                                double lambda, double *sumsq) {
+  const ebl_tensor *t[4] = {sig, sig_b, e_f, e_b};
+  int64_t n = ebl_tensor_numel(sig);
+  for (int i = 0; i < 4; i++)
+    if (!dense(t[i]) || t[i]->dtype != sig->dtype ||
+        ebl_tensor_numel(t[i]) != n || !ebl_dtype_is_float(sig->dtype))
+      return ebl_fail(EBL_EARG, "bipc_signals: operands must be dense, of "
+                      "one float dtype and one size");
+  double part[FUSED_CHUNKS] = {0};
+  int f32 = sig->dtype == EBL_F32;
+  void *ps = ebl_tensor_data(sig), *pb = ebl_tensor_data(sig_b);
+  const void *pf = ebl_tensor_data(e_f), *pe = ebl_tensor_data(e_b);
+  #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+  for (int c = 0; c < FUSED_CHUNKS; c++) {
+    int64_t lo = n * c / FUSED_CHUNKS, hi = n * (c + 1) / FUSED_CHUNKS;
+    part[c] = f32 ? bipc_signals_f32(ps, pb, pf, pe, (float)lambda, lo, hi)
+                  : bipc_signals_f64(ps, pb, pf, pe, lambda, lo, hi);
   }
   if (sumsq != NULL)
     *sumsq = chunk_total(part);

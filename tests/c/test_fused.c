@@ -1,7 +1,7 @@
 /* Tests of the fused CPU kernels of the inference loop: the prediction
    error with its sum of squares (exact errors, the sum against a
    float64 reference, lengths that leave a tail, thread-count
-   independence, strided fallback), the state step (SGD, momentum and
+   independence, strided fallback), BiPC's signals, the state step (SGD, momentum and
    Adam against the formulas written out here, the stop gate) and the
    activation's VJP from its output (against derivatives taken from the
    input in float64). */
@@ -150,6 +150,37 @@ static void test_gate(void) {
   ebl_tensor_release(&g);
 }
 
+/* sig = e_f + lambda e_b (written over e_f when in_place), sig_b =
+   lambda sig and the sum of sig^2, against float64 arithmetic. */
+static void check_bipc_signals(ebl_dtype dtype, int64_t n, int in_place) {
+  double lambda = 0.3, tol = dtype == EBL_F32 ? 1e-6 : 1e-14;
+  ebl_tensor e_f = ramp(dtype, n, 11), e_b = ramp(dtype, n, 12);
+  ebl_tensor sig_b = make(dtype, 1, &n, NULL);
+  ebl_tensor sig = in_place ? e_f : make(dtype, 1, &n, NULL);
+  double *want = malloc(sizeof(double) * (size_t)n), sum = 0.0, got = -1;
+  for (int64_t i = 0; i < n; i++) {
+    want[i] = at(&e_f, i) + lambda * at(&e_b, i);
+    sum += want[i] * want[i];
+  }
+  CHECK(ebl_cpu_bipc_signals(&sig, &sig_b, &e_f, &e_b, lambda, &got) ==
+        EBL_OK, "bipc_signals runs on %lld %s%s", (long long)n,
+        ebl_dtype_name(dtype), in_place ? " in place" : "");
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    worst = fmax(worst, fabs(at(&sig, i) - want[i]));
+    worst = fmax(worst, fabs(at(&sig_b, i) - lambda * want[i]));
+  }
+  CHECK(worst <= tol, "bipc_signals: sig and sig_b (%lld %s): %.3g",
+        (long long)n, ebl_dtype_name(dtype), worst);
+  CHECK_CLOSE(got, sum, tol, "bipc_signals: the sum of squares (%lld %s)",
+              (long long)n, ebl_dtype_name(dtype));
+  free(want);
+  if (!in_place) ebl_tensor_release(&sig);
+  ebl_tensor_release(&e_f);
+  ebl_tensor_release(&e_b);
+  ebl_tensor_release(&sig_b);
+}
+
 /* out = dy f'(x) from y = f(x), written over y, against the derivative
    of f at x itself. */
 static void check_act_vjp(ebl_unary_op act, ebl_dtype dtype, double tol) {
@@ -199,6 +230,9 @@ int main(void) {
   check_state_step(EBL_STEP_MOMENTUM, "momentum");
   check_state_step(EBL_STEP_ADAM, "adam");
   test_gate();
+  check_bipc_signals(EBL_F32, 1281, 0);
+  check_bipc_signals(EBL_F64, 1281, 1);
+  check_bipc_signals(EBL_F32, 100003, 1);
   check_act_vjp(EBL_TANH, EBL_F64, 1e-15);
   check_act_vjp(EBL_SIGMOID, EBL_F64, 1e-15);
   check_act_vjp(EBL_TANH, EBL_F32, 1e-6);
