@@ -1,8 +1,9 @@
 /* Tests of the fused CPU kernels of the inference loop: the prediction
    error with its sum of squares (exact errors, the sum against a
    float64 reference, lengths that leave a tail, thread-count
-   independence, strided fallback), BiPC's signals, the state step (SGD, momentum and
-   Adam against the formulas written out here, the stop gate) and the
+   independence, strided fallback), BiPC's signals, the state step
+   (SGD, momentum and Adam against the formulas written out here, the
+   stop gate) and the
    activation's VJP from its output (against derivatives taken from the
    input in float64). */
 #include <stdlib.h>
