@@ -3,9 +3,8 @@
    float64 reference, lengths that leave a tail, thread-count
    independence, strided fallback), BiPC's signals, the state step
    (SGD, momentum and Adam against the formulas written out here, the
-   stop gate) and the
-   activation's VJP from its output (against derivatives taken from the
-   input in float64). */
+   stop gate) and the activation's VJP from its output (against
+   derivatives taken from the input in float64). */
 #include <stdlib.h>
 
 #include "tap.h"
