@@ -486,7 +486,8 @@ double FN(ebl_mse_loss)(int n, int k, const REAL *x, const REAL *t,
 }
 
 /* log sum_j exp(v_j), shifted by the maximum so that nothing overflows;
-   fills prob with the softmax when prob is not NULL. */
+   fills prob with the softmax when prob is not NULL, from the same
+   exponentials (one exp per element). */
 static double FN(log_sum_exp)(int k, const REAL *v, REAL *prob) {
   double top = -INFINITY;
   for (int j = 0; j < k; j++)
@@ -495,12 +496,16 @@ static double FN(log_sum_exp)(int k, const REAL *v, REAL *prob) {
   if (!isfinite(top))
     top = 0;
   double total = 0;
-  for (int j = 0; j < k; j++)
-    total += exp((double)v[j] - top);
+  for (int j = 0; j < k; j++) {
+    double e = exp((double)v[j] - top);
+    total += e;
+    if (prob)
+      prob[j] = (REAL)e;
+  }
   double lse = top + log(total);
   if (prob)
     for (int j = 0; j < k; j++)
-      prob[j] = (REAL)exp((double)v[j] - lse);
+      prob[j] = (REAL)((double)prob[j] / total);
   return lse;
 }
 
