@@ -23,6 +23,15 @@ static int dense(const ebl_tensor *t) {
    adder's latency, and the fixed order keeps the result the same on
    every run. */
 #define PRED_LANES 8
+
+/* The lanes' sums added in order. */
+static inline double lanes_total(const double *acc) {
+  double sum = 0.0;
+  for (int k = 0; k < PRED_LANES; k++)
+    sum += acc[k];
+  return sum;
+}
+
 #define PRED_ERROR(REAL, NAME)                                          \
   __attribute__((target_clones("arch=x86-64-v3", "default")))          \
   static double NAME(REAL *restrict err, const REAL *restrict v,       \
@@ -40,10 +49,7 @@ static int dense(const ebl_tensor *t) {
       err[i] = e;                                                       \
       acc[k] += (double)e * (double)e;                                  \
     }                                                                   \
-    double sum = 0.0;                                                   \
-    for (int k = 0; k < PRED_LANES; k++)                                \
-      sum += acc[k];                                                    \
-    return sum;                                                         \
+    return lanes_total(acc);                                            \
   }
 PRED_ERROR(float, pred_error_f32)
 PRED_ERROR(double, pred_error_f64)
@@ -59,10 +65,7 @@ PRED_ERROR(double, pred_error_f64)
         acc[k] += (double)x[i + k] * (double)x[i + k];                  \
     for (int k = 0; i < hi; i++, k++)                                   \
       acc[k] += (double)x[i] * (double)x[i];                            \
-    double sum = 0.0;                                                   \
-    for (int k = 0; k < PRED_LANES; k++)                                \
-      sum += acc[k];                                                    \
-    return sum;                                                         \
+    return lanes_total(acc);                                            \
   }
 SUM_SQUARES(float, sum_squares_f32)
 SUM_SQUARES(double, sum_squares_f64)
@@ -151,10 +154,7 @@ ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
       sig_b[i] = lambda * r;                                            \
       acc[k] += (double)r * (double)r;                                  \
     }                                                                   \
-    double sum = 0.0;                                                   \
-    for (int k = 0; k < PRED_LANES; k++)                                \
-      sum += acc[k];                                                    \
-    return sum;                                                         \
+    return lanes_total(acc);                                            \
   }
 BIPC_SIGNALS(float, bipc_signals_f32)
 BIPC_SIGNALS(double, bipc_signals_f64)

@@ -105,14 +105,14 @@ describe('bad options', function()
   end)
 end)
 
-describe('bad gradients', function()
-  -- The message without the "file:line: " that error() puts in front.
-  local function message(fn)
-    local ok, err = pcall(fn)
-    assert.is_false(ok)
-    return (tostring(err):gsub('^[^:]*:%d+: ', ''))
-  end
+-- The message of fn's error without the "file:line: " in front.
+local function message(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok)
+  return (tostring(err):gsub('^[^:]*:%d+: ', ''))
+end
 
+describe('bad gradients', function()
   it('a gradient of another dtype, shape or kind is refused', function()
     local p = t{1, 2}
     for _, make in ipairs{optim.sgd, optim.adam, optim.lalr} do
@@ -133,12 +133,6 @@ describe('bad gradients', function()
 end)
 
 describe('load_state', function()
-  local function message(fn)
-    local ok, err = pcall(fn)
-    assert.is_false(ok)
-    return (tostring(err):gsub('^[^:]*:%d+: ', ''))
-  end
-
   it('refuses a state it did not write, naming the field', function()
     local o = optim.adam{lr = 0.1}
     local cases = {
