@@ -315,12 +315,15 @@ static const ebl_tensor *param(const ebl_params *p, int i) {
   return i >= 0 ? &p->value[i] : NULL;
 }
 
-/* y = b broadcast over the rows, ready for the product to add into. */
-static ebl_status preload_bias(const ebl_tensor *y, const ebl_tensor *b) {
-  ebl_tensor rows = {0};
-  EBL_TRY(ebl_tensor_expand(&rows, b, y->ndim, y->shape));
-  ebl_status s = ebl_copy(y, &rows);
-  ebl_tensor_release(&rows);
+/* Copies src into dst through a view of src in dst's shape: src
+   broadcast (expand) or src reshaped. */
+static ebl_status copy_in_shape(const ebl_tensor *dst, const ebl_tensor *src,
+                                int expand) {
+  ebl_tensor v = {0};
+  EBL_TRY(expand ? ebl_tensor_expand(&v, src, dst->ndim, dst->shape)
+                 : ebl_tensor_reshape(&v, src, dst->ndim, dst->shape));
+  ebl_status s = ebl_copy(dst, &v);
+  ebl_tensor_release(&v);
   return s;
 }
 
@@ -332,7 +335,7 @@ static ebl_status linear_forward(const ebl_op *op, const ebl_params *p,
   if (op->kind == EBL_OP_LINEAR_T)
     return ebl_gemm(y, x, w, 1.0, 0.0);
   if (op->bias >= 0)
-    EBL_TRY(preload_bias(y, param(p, op->bias)));
+    EBL_TRY(copy_in_shape(y, param(p, op->bias), 1));  /* b in each row */
   ebl_tensor wt = {0};
   EBL_TRY(ebl_tensor_transpose(&wt, w, 0, 1));
   ebl_status s = ebl_gemm(y, x, &wt, 1.0, op->bias >= 0 ? 1.0 : 0.0);
@@ -447,15 +450,6 @@ static ebl_status conv_vjp(const ebl_op *op, const ebl_params *p,
   return bias_vjp(op, p, dy, scale);
 }
 
-/* Reshapes dy to dx's shape and copies it. */
-static ebl_status copy_reshaped(const ebl_tensor *dx, const ebl_tensor *dy) {
-  ebl_tensor v = {0};
-  EBL_TRY(ebl_tensor_reshape(&v, dy, dx->ndim, dx->shape));
-  ebl_status s = ebl_copy(dx, &v);
-  ebl_tensor_release(&v);
-  return s;
-}
-
 /* dx = dy f'(x). Where the backend has act_vjp, tanh and sigmoid take
    f' from their output y in one pass instead of two. */
 static ebl_status activation_vjp(const ebl_op *op, const ebl_tensor *x,
@@ -504,7 +498,7 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
                              op->pool.kernel[1]);
   case EBL_OP_RESHAPE:
   case EBL_OP_IDENTITY:
-    return copy_reshaped(dx, dy);
+    return copy_in_shape(dx, dy, 0);
   case EBL_OP_ACTIVATION:
     return activation_vjp(op, x, y, dy, dx);
   default:
