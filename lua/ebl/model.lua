@@ -120,13 +120,35 @@ return function(ebl)
     return v
   end
 
-  function Model:infer(x, target, opts)
-    self.infer_opts = opts
-    return self.core:infer(x, target, opts)
+  -- pcall's results passed on, or its error raised again at level 2.
+  -- Methods end in `return relay(name, pcall(core method, core, ...))`,
+  -- a tail call that takes the method's frame, so level 2 is the user's
+  -- line that called the method, not a line of this file. An argument
+  -- error gets the method's name and numbering back (pcall hid both).
+  local function relay(name, ok, ...)
+    if ok then return ... end
+    local msg = ...
+    if type(msg) == 'string' then
+      msg = msg:gsub("^bad argument #(%d+) to '%?'", function(n)
+        return ("bad argument #%d to '%s'"):format(tonumber(n) - 1, name)
+      end)
+    end
+    error(msg, 2)
   end
 
-  function Model:step(opts) return self.core:step(opts) end
-  function Model:energy() return self.core:energy() end
+  function Model:infer(x, target, opts)
+    self.infer_opts = opts
+    return relay('infer', pcall(self.core.infer, self.core, x, target,
+      opts))
+  end
+
+  function Model:step(opts)
+    return relay('step', pcall(self.core.step, self.core, opts))
+  end
+
+  function Model:energy()
+    return relay('energy', pcall(self.core.energy, self.core))
+  end
 
   function Model:state(name, t) return slot(self, 'state', 'state', name, t) end
 
@@ -150,11 +172,19 @@ return function(ebl)
     return {table.unpack(self.names)}
   end
 
-  function Model:grads()
-    self.core:grads()
+  -- The parameters' gradients; an error is raised at `level` counted
+  -- from here (3: the caller of the method that called this).
+  local function param_grads(self, level)
+    local ok, err = pcall(self.core.grads, self.core)
+    if not ok then error(err, level) end
     local out = {}
     for i = 1, #self.param_list do out[i] = self.core:param_grad(i) end
     return out
+  end
+
+  function Model:grads()
+    local grads = param_grads(self, 3)
+    return grads
   end
 
   -- One learning step: gradients at the current states, then opt.
@@ -163,22 +193,25 @@ return function(ebl)
       error("bad argument #1 to 'learn' (optimiser expected, got "
         .. type(opt) .. ")", 2)
     end
-    opt:step(self.param_list, self:grads(), self.groups)
+    opt:step(self.param_list, param_grads(self, 3), self.groups)
   end
 
   -- The output for x (a copy), at t = T: a forward sweep, or for EP the
   -- free fixed point (inference with beta = 0 and the last settings).
-  function Model:predict(x)
+  -- The output for x, as predict describes; an error is raised at
+  -- `level` counted from here.
+  local function output_for(self, x, level)
+    local ok, err
     if self.config.energy == 'ep' then
       local opts = {}
       for k, v in pairs(self.infer_opts or {}) do opts[k] = v end
       opts.beta, opts.record = 0, nil
-      self.core:infer(x, nil, opts)
+      ok, err = pcall(self.core.infer, self.core, x, nil, opts)
     else
-      self.core:forward(x)
+      ok, err = pcall(self.core.forward, self.core, x)
     end
-    local out = self.graph.nodes
-    for _, nd in ipairs(out) do
+    if not ok then error(err, level) end
+    for _, nd in ipairs(self.graph.nodes) do
       if nd.role == 'output' then
         return self.core:slot('state', nd.index, self.config.time_steps)
           :clone()
@@ -186,9 +219,14 @@ return function(ebl)
     end
   end
 
+  function Model:predict(x)
+    local out = output_for(self, x, 3)
+    return out
+  end
+
   -- Accuracy of predict(x) against integer labels (0-based classes).
   function Model:evaluate(x, labels)
-    local logits = self:predict(x)
+    local logits = output_for(self, x, 3)
     -- argmax gives 1-based positions; labels are 0-based classes.
     local guess = logits:argmax(2) - 1
     local right = guess:eq(labels:int()):sum():item()

@@ -550,9 +550,12 @@ static ebl_status set_target(ebl_model *m, const ebl_tensor *target) {
     return EBL_OK;
   const ebl_node *out = &m->nodes[m->output];
   if (!ebl_dtype_is_float(target->dtype)) {
+    char got[64];
     if (target->ndim != 1 || target->shape[0] != m->batch)
-      return ebl_fail(EBL_EARG, "model: labels must have shape %lld, got "
-                      "%d dims", (long long)m->batch, target->ndim);
+      return ebl_fail(EBL_EARG, "model: labels must have shape %lld (one "
+                      "per sample), got %s", (long long)m->batch,
+                      ebl_format_shape(target->ndim, target->shape, got,
+                                       sizeof got));
     if (m->cfg.loss != EBL_LOSS_CE && !m->cfg.clamp_output)
       return ebl_fail(EBL_EARG, "model: integer labels need loss 'ce'; "
                       "give one-hot targets for 'mse'");

@@ -306,8 +306,16 @@ static void read_infer_opts(lua_State *L, int arg, ebl_model *m,
   o->backtrack = ebl_optbool(L, arg, "backtrack", 0);
   o->optim = EBL_STATE_SGD;
   if (!lua_isnoneornil(L, arg) &&
-      lua_getfield(L, arg, "state_optim") != LUA_TNIL)
-    o->optim = (ebl_state_optim)luaL_checkoption(L, -1, NULL, optims);
+      lua_getfield(L, arg, "state_optim") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    int i = 0;
+    while (optims[i] != NULL && (name == NULL || strcmp(optims[i], name)))
+      i++;
+    if (optims[i] == NULL)
+      luaL_error(L, "infer: state_optim must be sgd, momentum or adam, "
+                 "got %s", luaL_tolstring(L, -1, NULL));
+    o->optim = (ebl_state_optim)i;
+  }
   if (!lua_isnoneornil(L, arg))
     lua_pop(L, 1);
   if (!(o->state_lr > 0))

@@ -454,3 +454,30 @@ describe('time steps that once hung the engine', function()
       error_of(ebl.model, g, {time_steps = 1 << 31}), 1, true)
   end)
 end)
+
+describe('errors of model methods', function()
+  it('name the line that called the method, not model.lua', function()
+    local m = mlp('pc')
+    local x, y = batch(4, {3}), labels(4, 2)
+    local calls = {
+      {function() m:infer(batch(4, {5}), y) end,
+        'model: x has shape 4x5, node'},
+      {function() m:infer(x, labels(3, 2)) end,
+        'model: labels must have shape 4 (one per sample), got 3'},
+      {function() m:infer(x, y, {stpes = 3}) end,
+        "bad argument #3 to 'infer' (unknown option 'stpes'"},
+      {function() m:infer(x, y, {state_optim = 'x'}) end,
+        'infer: state_optim must be sgd, momentum or adam, got x'},
+      {function() mlp('pc'):learn(ebl.optim.sgd{lr = 0.1}) end,
+        'grads: run infer first'},
+      {function() m:predict(batch(4, {5})) end, 'model: x has shape 4x5'},
+      {function() m:evaluate(batch(4, {5}), y) end, 'model: x has shape'},
+    }
+    for _, c in ipairs(calls) do
+      local err = error_of(function() c[1]() end)
+      assert.matches(c[2], err, 1, true)
+      assert.matches('^[^:]*engine_spec%.lua:%d+: ', err)
+      assert.is_nil(err:find('model.lua', 1, true), err)
+    end
+  end)
+end)
