@@ -309,8 +309,8 @@ static ebl_status write_atomically(const write_job *w, const text *h) {
     return ebl_fail(EBL_EARG, "save: %s: path too long", w->path);
   FILE *f = fopen(tmp, "wb");
   if (f == NULL)
-    return ebl_fail(EBL_EARG, "save: cannot write %s: %s", tmp,
-                    strerror(errno));
+    return ebl_fail(EBL_EARG, "save: cannot write %s (through %s): %s",
+                    w->path, tmp, strerror(errno));
   ebl_status st = write_contents(f, w, h);
   if (fclose(f) != 0 && st == EBL_OK)
     st = ebl_fail(EBL_EARG, "save: %s: %s", tmp, strerror(errno));

@@ -109,7 +109,9 @@ return function(ebl)
       return #params
     end)
     local context = ('edge %s -> %s'):format(src.name, dst.name)
-    local out = ebl._chain_shape(ops, params, src.shape, context)
+    local ok, out = pcall(ebl._chain_shape, ops, params, src.shape,
+      context)
+    if not ok then error(out, 2) end
     if shape_text(out) ~= shape_text(dst.shape) then
       error(("%s: the edge gives shape %s, node '%s' has shape %s")
         :format(context, shape_text(out), dst.name, shape_text(dst.shape)),

@@ -88,8 +88,9 @@ return function(ebl)
       nodes[i] = {name = nd.name, shape = nd.shape, role = nd.role,
         activation = nd.activation, slope = nd.slope}
     end
-    local core = ebl._model_new{config = cfg, nodes = nodes,
-      params = params, edges = edges}
+    local ok, core = pcall(ebl._model_new, {config = cfg, nodes = nodes,
+      params = params, edges = edges})
+    if not ok then error(core, 2) end
     return setmetatable({core = core, graph = g, config = cfg,
       param_list = params, names = names, groups = groups}, Model)
   end
