@@ -115,6 +115,9 @@ static int l_save(lua_State *L) {
 /* ebl.load(path) -> tensors, metadata */
 static int l_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_argerror(L, 2, "load takes a path only; "
+                  "ebl.checkpoint.load(path, m [, opt]) loads into a model");
   ebl_safetensors st;
   ebl_check(L, ebl_safetensors_read(path, &st));
   lua_createtable(L, 0, st.ntensors);

@@ -242,7 +242,8 @@ describe('checkpoints', function()
     local ok, err = pcall(ebl.save, d .. '/missing/c.safetensors',
       {a = ebl.ones{3}})
     assert.is_false(ok)
-    assert.truthy(err:find('missing/c.safetensors.tmp.', 1, true), err)
+    assert.truthy(err:find('cannot write ' .. d .. '/missing/c.safetensors '
+      .. '(through ' .. d .. '/missing/c.safetensors.tmp.', 1, true), err)
     -- A file cut short (what a plain write interrupted would leave) is
     -- refused by name, so it could never pass for a checkpoint.
     local whole = assert(io.open(path, 'rb')):read('a')
@@ -352,5 +353,12 @@ describe('checkpoint arguments that once failed inside the library', function()
       .. "number)", error_of(cp.load, 'x.safetensors', 5), 1, true)
     assert.matches("bad argument #1 to 'describe' (model expected, got "
       .. "string)", error_of(cp.describe, 'x'), 1, true)
+  end)
+
+  it('ebl.load given a model points to checkpoint.load', function()
+    local m = ebl.model(ebl.models.mlp{sizes = {3, 2}})
+    assert.matches("bad argument #2 to 'load' (load takes a path only; "
+      .. 'ebl.checkpoint.load(path, m [, opt]) loads into a model)',
+      error_of(ebl.load, 'x.safetensors', m), 1, true)
   end)
 end)
