@@ -357,7 +357,7 @@ describe('checkpoint arguments that once failed inside the library', function()
 
   it('ebl.load given a model points to checkpoint.load', function()
     local m = ebl.model(ebl.models.mlp{sizes = {3, 2}})
-    assert.matches("bad argument #2 to 'load' (load takes a path only; "
+    assert.matches("#2 to 'ebl.load' (load takes a path only; "
       .. 'ebl.checkpoint.load(path, m [, opt]) loads into a model)',
       error_of(ebl.load, 'x.safetensors', m), 1, true)
   end)
