@@ -97,6 +97,14 @@ ebl: $(HOST_OBJ) $(BIND_OBJ) build/libebl.a
 ebl.so: $(BIND_OBJ) build/libebl.a
 	$(CC) $(LDFLAGS) -shared -o $@ $(BIND_OBJ) build/libebl.a $(LIBS)
 
+# The GPU unit test for the CPU stand-in of the CUDA module
+# (tests/stand_in): the whole core linked in and its symbols exported,
+# since the stand-in module calls the CPU's kernels.
+build/stand_in/test_cuda: tests/c/test_cuda.c tests/c/tap.h build/libebl.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/c $< -o $@ -rdynamic -Wl,--whole-archive \
+	  build/libebl.a -Wl,--no-whole-archive $(LDFLAGS) $(LIBS)
+
 build/tests/%: tests/c/%.c tests/c/tap.h build/libebl.a
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS) -Itests/c $< -o $@ build/libebl.a $(LDFLAGS) $(LIBS)

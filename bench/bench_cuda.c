@@ -100,6 +100,10 @@ static void do_bipc(const job *j) {
   must(be->bipc_signals(j->t[0], j->t[1], j->t[2], j->t[3], 0.5, NULL),
        "bipc_signals");
 }
+static void do_act_vjp(const job *j) {
+  const ebl_backend *be = ebl_backend_for(EBL_CUDA);
+  must(be->act_vjp(EBL_TANH, j->t[0], j->t[1], j->t[2]), "act_vjp");
+}
 static void do_step(const job *j) {
   const ebl_backend *be = ebl_backend_for(EBL_CUDA);
   must(be->state_step(&j->step, j->t[0], j->t[1], j->t[2], j->t[3]),
@@ -186,6 +190,7 @@ static void bench_fused(void) {
     {"pred_error + sum e^2", {do_pred_error, {&t[0], &t[1], &t[2]}, 1,
                               {0}}, 3},
     {"bipc_signals", {do_bipc, {&t[0], &t[1], &t[2], &t[3]}, 0, {0}}, 4},
+    {"act_vjp tanh", {do_act_vjp, {&t[0], &t[1], &t[2]}, 0, {0}}, 3},
     {"state_step sgd", {do_step, {&t[0], &t[1], &t[2], &t[3]}, 0,
                         {EBL_STEP_SGD, 1e-3, 0.9, 0.9, 0.999, 1e-8, 1,
                          NULL}}, 3},

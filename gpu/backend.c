@@ -392,6 +392,17 @@ static ebl_status state_step(const ebl_state_step *step,
     count > 3 ? ebl_gpu_data(m2) : NULL));
 }
 
+static ebl_status act_vjp(ebl_unary_op act, const ebl_tensor *out,
+                          const ebl_tensor *y, const ebl_tensor *dy) {
+  const ebl_tensor *t[3] = {out, y, dy};
+  if (act != EBL_TANH && act != EBL_SIGMOID)
+    return ebl_gpu_fail(EBL_EARG, "act_vjp: tanh or sigmoid expected");
+  EBL_GPU_TRY(fused_check("act_vjp", t, 3));
+  return ebl_gpu_check("act_vjp", ebl_gpu_act_vjp(
+    out->dtype, ebl_gpu_numel(out), act == EBL_TANH, ebl_gpu_data(out),
+    ebl_gpu_data(y), ebl_gpu_data(dy)));
+}
+
 static ebl_status relax_check(const ebl_relax_check *c) {
   return ebl_gpu_check("infer", ebl_gpu_relax_check(c));
 }
@@ -434,6 +445,7 @@ const ebl_backend ebl_gpu_backend = {
   .pred_error = pred_error,
   .bipc_signals = bipc_signals,
   .state_step = state_step,
+  .act_vjp = act_vjp,
   .loss_into = loss_into,
   .relax_check = relax_check,
 };

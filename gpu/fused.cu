@@ -10,6 +10,7 @@
 //   state_step    SGD: reads v, g; writes v                3 n s
 //                 momentum: reads v, g, m1; writes v, m1   5 n s
 //                 Adam: reads v, g, m1, m2; writes them    7 n s
+//   act_vjp       reads y, dy; writes out                  3 n s
 // plus 8 bytes per block of partial sums (at most 1024 blocks). The
 // benchmark (bench/bench_cuda.c) divides these bytes by the time.
 //
@@ -96,6 +97,29 @@ __global__ void bipc_kernel(int64_t n, T *sig, T *sig_b, const T *e_f,
   if (threadIdx.x == 0) parts[blockIdx.x] = acc;
 }
 
+// out = dy f'(x) from y = f(x): tanh 1 - y^2, sigmoid y (1 - y). out
+// may be y: each element is read before it is written.
+template <typename T>
+__global__ void act_vjp_kernel(int64_t n, bool tanh_act, T *out,
+                               const T *y, const T *dy) {
+  FOR_CHUNKS(n, base) {
+    T a[UNROLL], d[UNROLL];
+#pragma unroll
+    for (int j = 0; j < UNROLL; j++) {
+      int64_t i = base + j * THREADS;
+      a[j] = i < n ? y[i] : (T)0;
+      d[j] = i < n ? dy[i] : (T)0;
+    }
+#pragma unroll
+    for (int j = 0; j < UNROLL; j++) {
+      int64_t i = base + j * THREADS;
+      if (i < n)
+        out[i] = tanh_act ? d[j] * ((T)1 - a[j] * a[j])
+                          : d[j] * (a[j] * ((T)1 - a[j]));
+    }
+  }
+}
+
 // The coefficients of a step in the dtype, as the engine casts them.
 template <typename T>
 struct Coeffs {
@@ -177,6 +201,21 @@ extern "C" cudaError_t ebl_gpu_bipc_signals(ebl_dtype dt, int64_t n,
     bipc_kernel<<<blocks, THREADS, 0, ebl_gpu_stream>>>(
       n, (double *)sig, (double *)sig_b, (const double *)e_f,
       (const double *)e_b, lambda, parts);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ebl_gpu_act_vjp(ebl_dtype dt, int64_t n,
+                                       int tanh_act, void *out,
+                                       const void *y, const void *dy) {
+  if (n == 0) return cudaSuccess;
+  int blocks = ebl_gpu_fused_blocks(n);
+  if (dt == EBL_F32)
+    act_vjp_kernel<<<blocks, THREADS, 0, ebl_gpu_stream>>>(
+      n, tanh_act != 0, (float *)out, (const float *)y, (const float *)dy);
+  else
+    act_vjp_kernel<<<blocks, THREADS, 0, ebl_gpu_stream>>>(
+      n, tanh_act != 0, (double *)out, (const double *)y,
+      (const double *)dy);
   return cudaGetLastError();
 }
 

@@ -217,6 +217,9 @@ cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
                                        const ebl_state_step *step,
                                        void *v, const void *g, void *m1,
                                        void *m2);
+/* out = dy (1 - y^2) when tanh_act, else dy y (1 - y); out may be y. */
+cudaError_t ebl_gpu_act_vjp(ebl_dtype dt, int64_t n, int tanh_act,
+                            void *out, const void *y, const void *dy);
 /* The inference loop's check (see ebl_relax_check in src/backend.h). */
 cudaError_t ebl_gpu_relax_check(const ebl_relax_check *check);
 

@@ -155,6 +155,17 @@ cudaError_t ebl_gpu_bipc_signals(ebl_dtype dt, int64_t n, void *sig,
   return cudaSuccess;
 }
 
+cudaError_t ebl_gpu_act_vjp(ebl_dtype dt, int64_t n, int tanh_act,
+                            void *out, const void *y, const void *dy) {
+  AS_DTYPE(dt, {
+    for (int64_t i = 0; i < n; i++) {
+      T a = ((const T *)y)[i], d = ((const T *)dy)[i];
+      ((T *)out)[i] = tanh_act ? d * (1 - a * a) : d * (a * (1 - a));
+    }
+  });
+  return cudaSuccess;
+}
+
 cudaError_t ebl_gpu_state_step(ebl_dtype dt, int64_t n,
                                const ebl_state_step *s, void *vp,
                                const void *gp, void *m1p, void *m2p) {
@@ -266,6 +277,7 @@ const ebl_cuda_module *ebl_cuda_entry(const ebl_cuda_host *h) {
   table.pred_error = ebl_gpu_backend.pred_error;
   table.bipc_signals = ebl_gpu_backend.bipc_signals;
   table.state_step = ebl_gpu_backend.state_step;
+  table.act_vjp = ebl_gpu_backend.act_vjp;
   table.loss_into = ebl_gpu_backend.loss_into;
   table.relax_check = ebl_gpu_backend.relax_check;
   module = (ebl_cuda_module){&table, ebl_gpu_memory_stats,
