@@ -590,6 +590,7 @@ ebl_status ebl_model_set_batch(ebl_model *m, const ebl_tensor *x,
   m->inputs_cached = 0;
   m->states_ready = 0;
   m->grads_ready = 0;
+  m->preds_fresh = 0;
   return set_target(m, target);
 }
 
