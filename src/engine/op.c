@@ -451,14 +451,15 @@ static ebl_status conv_vjp(const ebl_op *op, const ebl_params *p,
 }
 
 /* dx = dy f'(x). Where the backend has act_vjp, tanh and sigmoid take
-   f' from their output y in one pass instead of two. */
+   f' from their output y in one pass instead of two; y is NULL where it
+   may no longer be f(x). */
 static ebl_status activation_vjp(const ebl_op *op, const ebl_tensor *x,
                                  const ebl_tensor *y, const ebl_tensor *dy,
                                  const ebl_tensor *dx) {
   ebl_device device = ebl_tensor_device(dx);
   const ebl_backend *be = ebl_backend_for(device);
-  if ((op->act == EBL_TANH || op->act == EBL_SIGMOID) && be != NULL &&
-      be->act_vjp != NULL && ebl_tensor_device(y) == device &&
+  if (y != NULL && (op->act == EBL_TANH || op->act == EBL_SIGMOID) &&
+      be != NULL && be->act_vjp != NULL && ebl_tensor_device(y) == device &&
       ebl_tensor_device(dy) == device &&
       be->act_vjp(op->act, dx, y, dy) == EBL_OK)
     return EBL_OK;
@@ -466,8 +467,9 @@ static ebl_status activation_vjp(const ebl_op *op, const ebl_tensor *x,
   return ebl_binary(EBL_MUL, dx, dx, dy);
 }
 
-/* One op's VJP at input x and output y; dx_ab = {alpha, beta} of dx,
-   {1, 0} but for a linear map that adds in place. */
+/* One op's VJP at input x and output y (NULL: not known to be the
+   op's output at x); dx_ab = {alpha, beta} of dx, {1, 0} but for a
+   linear map that adds in place. */
 static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
                          const ebl_tensor *x, const ebl_tensor *y,
                          const ebl_tensor *dy, const ebl_tensor *dx,
@@ -507,6 +509,16 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
   }
 }
 
+/* Whether act[i] was written by the chain's forward, with act[i + 1]:
+   an op before i is not a view. Otherwise act[i] views the chain's
+   input, a state that may have moved since (m:step under bp). */
+static int computed_in_chain(const ebl_op *ops, int i) {
+  for (int j = 0; j < i; j++)
+    if (!is_view_op(ops[j].kind))
+      return 1;
+  return 0;
+}
+
 /* Back through the chain; dx_ab applies to the write into dx. */
 static ebl_status chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
                             const ebl_params *p, const ebl_tensor *dy,
@@ -520,8 +532,10 @@ static ebl_status chain_vjp(const ebl_op *ops, int n, ebl_chain_buf *b,
     const ebl_tensor *out = i > 0 ? &b->cot[i] : dx;
     if (out == NULL && !(ops[i].weight >= 0 && grad_scale != 0.0))
       break;
-    EBL_TRY(op_vjp(&ops[i], p, &b->act[i], &b->act[i + 1], cot, out,
-                   &b->winners[i], i > 0 ? plain : dx_ab, grad_scale));
+    const ebl_tensor *y = computed_in_chain(ops, i) ? &b->act[i + 1]
+                                                    : NULL;
+    EBL_TRY(op_vjp(&ops[i], p, &b->act[i], y, cot, out, &b->winners[i],
+                   i > 0 ? plain : dx_ab, grad_scale));
     cot = out;
   }
   return EBL_OK;

@@ -492,3 +492,31 @@ describe('errors of model methods', function()
     end
   end)
 end)
+
+describe('activations at the start of a chain', function()
+  -- x -> h (linear), h -> y (act, then linear), backprop: the chain
+  -- h -> y reads the live state h, which m:step moves after the
+  -- forward sweep; its VJP must take the derivative there.
+  for _, act in ipairs{'tanh', 'sigmoid'} do
+    it(act .. ": bp's m:step differentiates at the current state",
+      function()
+        ebl.manual_seed(3)
+        local g = ebl.graph()
+        local x = g:node{name = 'x', shape = {3}, role = 'input'}
+        local h = g:node{name = 'h', shape = {4}}
+        local y = g:node{name = 'y', shape = {2}, role = 'output'}
+        g:edge(x, h, nn.linear(3, 4, F64))
+        g:edge(h, y, nn.chain(nn[act](), nn.linear(4, 2, F64)))
+        local m = ebl.model(g, {energy = 'bp'})
+        m:infer(batch(5, {3}), labels(5, 2), {state_lr = 0.5})
+        m:step{state_lr = 0.5}
+        local v = m:state('h'):clone()
+        m:step{state_lr = 0.5}
+        local s = v[act](v)
+        local slope = act == 'tanh' and 1 - s * s or s * (1 - s)
+        local want = slope * m:state_grad('y'):matmul(m:params()[3])
+        local err = (m:state_grad('h') - want):abs():max():item()
+        assert.is_true(err < 1e-12, ('dC/dh off by %.3g'):format(err))
+      end)
+  end
+end)
