@@ -121,20 +121,23 @@ return function(ebl)
     return v
   end
 
-  -- pcall's results passed on, or its error raised again at level 2.
-  -- Methods end in `return relay(name, pcall(core method, core, ...))`,
-  -- a tail call that takes the method's frame, so level 2 is the user's
-  -- line that called the method, not a line of this file. An argument
-  -- error gets the method's name and numbering back (pcall hid both).
+  -- The error of a core method called through pcall, as method `name`
+  -- of the model would give it: an argument error gets the method's name
+  -- and numbering back (pcall hid both). Other errors pass as they are.
+  local function renamed(name, msg)
+    if type(msg) ~= 'string' then return msg end
+    return (msg:gsub("^bad argument #(%d+) to '%?'", function(n)
+      return ("bad argument #%d to '%s'"):format(tonumber(n) - 1, name)
+    end))
+  end
+
+  -- pcall's results passed on, or its error (renamed) raised again at
+  -- level 2. Methods end in `return relay(name, pcall(core method, core,
+  -- ...))`, a tail call that takes the method's frame, so level 2 is the
+  -- user's line that called the method, not a line of this file.
   local function relay(name, ok, ...)
     if ok then return ... end
-    local msg = ...
-    if type(msg) == 'string' then
-      msg = msg:gsub("^bad argument #(%d+) to '%?'", function(n)
-        return ("bad argument #%d to '%s'"):format(tonumber(n) - 1, name)
-      end)
-    end
-    error(msg, 2)
+    error(renamed(name, (...)), 2)
   end
 
   function Model:infer(x, target, opts)
@@ -199,9 +202,9 @@ return function(ebl)
 
   -- The output for x (a copy), at t = T: a forward sweep, or for EP the
   -- free fixed point (inference with beta = 0 and the last settings).
-  -- The output for x, as predict describes; an error is raised at
-  -- `level` counted from here.
-  local function output_for(self, x, level)
+  -- An error is raised as method `name` gives it, at `level` counted
+  -- from here.
+  local function output_for(self, x, name, level)
     local ok, err
     if self.config.energy == 'ep' then
       local opts = {}
@@ -211,7 +214,7 @@ return function(ebl)
     else
       ok, err = pcall(self.core.forward, self.core, x)
     end
-    if not ok then error(err, level) end
+    if not ok then error(renamed(name, err), level) end
     for _, nd in ipairs(self.graph.nodes) do
       if nd.role == 'output' then
         return self.core:slot('state', nd.index, self.config.time_steps)
@@ -221,13 +224,13 @@ return function(ebl)
   end
 
   function Model:predict(x)
-    local out = output_for(self, x, 3)
+    local out = output_for(self, x, 'predict', 3)
     return out
   end
 
   -- Accuracy of predict(x) against integer labels (0-based classes).
   function Model:evaluate(x, labels)
-    local logits = output_for(self, x, 3)
+    local logits = output_for(self, x, 'evaluate', 3)
     -- argmax gives 1-based positions; labels are 0-based classes.
     local guess = logits:argmax(2) - 1
     local right = guess:eq(labels:int()):sum():item()

@@ -491,6 +491,23 @@ describe('errors of model methods', function()
       assert.is_nil(err:find('lua/ebl/', 1, true), err)
     end
   end)
+
+  it('argument errors of predict and evaluate name the method', function()
+    for _, energy in ipairs{'pc', 'ep'} do
+      local m = ebl.model(ebl.models.mlp{sizes = {3, 4, 2}, act_on = 'node'},
+        {energy = energy})
+      local calls = {
+        {function() m:predict('x') end, 'predict'},
+        {function() m:evaluate('x', labels(4, 2)) end, 'evaluate'},
+      }
+      for _, c in ipairs(calls) do
+        local err = error_of(function() c[1]() end)
+        assert.matches("bad argument #1 to '" .. c[2] .. "' (ebl.Tensor "
+          .. 'expected, got string)', err, 1, true)
+        assert.matches('^[^:]*engine_spec%.lua:%d+: ', err)
+      end
+    end
+  end)
 end)
 
 describe('activations at the start of a chain', function()
