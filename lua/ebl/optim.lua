@@ -263,7 +263,9 @@ return function(ebl)
       end
     end
     function o:state() return {kind = 'lalr', base = base:state()} end
-    function o:load_state(s) base:load_state(s.base) end
+    -- A tail call: the base's errors, raised for its caller, then name
+    -- the line that called this one.
+    function o:load_state(s) return base:load_state(s.base) end
     return o
   end
 

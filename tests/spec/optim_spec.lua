@@ -162,3 +162,18 @@ describe('load_state', function()
       .. 'the parameter 2'), err)
   end)
 end)
+
+describe("lalr's load_state", function()
+  it("raises its base's refusals at the caller's line", function()
+    local o = optim.lalr{lr = 0.1}
+    local states = {
+      {kind = 'lalr', base = {kind = 'adam', t = 'x', slots = {}}},
+      {kind = 'lalr', base = {kind = 'sgd', t = 1, slots = {}}},
+    }
+    for _, s in ipairs(states) do
+      local ok, err = pcall(function() o:load_state(s) end)
+      assert.is_false(ok)
+      assert.matches('^[^:]*optim_spec%.lua:%d+: load_state: ', err)
+    end
+  end)
+end)
