@@ -113,11 +113,13 @@ return function(ebl)
     return t
   end
 
-  -- Reads a live per-node tensor of the last inference.
+  -- Reads a live per-node tensor of the last inference. The methods
+  -- reach this by a tail call, so level 2 here (3 in node_index and
+  -- time_index) is the user's line.
   local function slot(self, what, fn, name, t)
     local v = self.core:slot(what, node_index(self, name, fn),
       time_index(self, t, fn))
-    if v == nil then error(fn .. ': run m:infer first', 3) end
+    if v == nil then error(fn .. ': run m:infer first', 2) end
     return v
   end
 

@@ -471,6 +471,8 @@ describe('errors of model methods', function()
       {function() mlp('pc'):learn(ebl.optim.sgd{lr = 0.1}) end,
         'grads: run infer first'},
       {function() m:predict(batch(4, {5})) end, 'model: x has shape 4x5'},
+      {function() mlp('pc'):state('h') end, 'state: run m:infer first'},
+      {function() m:state('nope') end, "state: no node named 'nope'"},
       {function() m:evaluate(batch(4, {5}), y) end, 'model: x has shape'},
       {function()
         local g = ebl.graph()
