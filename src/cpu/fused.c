@@ -17,6 +17,17 @@ static int dense(const ebl_tensor *t) {
   return t == NULL || ebl_tensor_is_contiguous(t);
 }
 
+/* Nonzero when the count tensors of t are dense, of t[0]'s float dtype
+   and of t[0]'s size: what the one-pass kernels below take. */
+static int fusable(const ebl_tensor *const *t, int count) {
+  for (int i = 0; i < count; i++)
+    if (!dense(t[i]) || t[i]->dtype != t[0]->dtype ||
+        ebl_tensor_numel(t[i]) != ebl_tensor_numel(t[0]) ||
+        !ebl_dtype_is_float(t[0]->dtype))
+      return 0;
+  return 1;
+}
+
 /* err = v - mu over [lo, hi); returns the sum of err^2 there. The sum
    runs in PRED_LANES independent accumulators combined in a fixed
    order: one serial chain of double adds would bound the loop by the
@@ -112,8 +123,8 @@ static ebl_status pred_error_general(const ebl_tensor *err,
 
 ebl_status ebl_cpu_pred_error(const ebl_tensor *err, const ebl_tensor *v,
                               const ebl_tensor *mu, double *sumsq) {
-  if (!dense(err) || !dense(v) || !dense(mu) || v->dtype != err->dtype ||
-      mu->dtype != err->dtype || !ebl_dtype_is_float(err->dtype))
+  const ebl_tensor *t[3] = {err, v, mu};
+  if (!fusable(t, 3))
     return pred_error_general(err, v, mu, sumsq);
   int64_t n = ebl_tensor_numel(err);
   double part[FUSED_CHUNKS] = {0};
@@ -165,11 +176,9 @@ ebl_status ebl_cpu_bipc_signals(const ebl_tensor *sig,
                                 double lambda, double *sumsq) {
   const ebl_tensor *t[4] = {sig, sig_b, e_f, e_b};
   int64_t n = ebl_tensor_numel(sig);
-  for (int i = 0; i < 4; i++)
-    if (!dense(t[i]) || t[i]->dtype != sig->dtype ||
-        ebl_tensor_numel(t[i]) != n || !ebl_dtype_is_float(sig->dtype))
-      return ebl_fail(EBL_EARG, "bipc_signals: operands must be dense, of "
-                      "one float dtype and one size");
+  if (!fusable(t, 4))
+    return ebl_fail(EBL_EARG, "bipc_signals: operands must be dense, of "
+                    "one float dtype and one size");
   double part[FUSED_CHUNKS] = {0};
   int f32 = sig->dtype == EBL_F32;
   void *ps = ebl_tensor_data(sig), *pb = ebl_tensor_data(sig_b);
@@ -259,10 +268,8 @@ ebl_status ebl_cpu_act_vjp(ebl_unary_op act, const ebl_tensor *out,
   if (act != EBL_TANH && act != EBL_SIGMOID)
     return ebl_fail(EBL_EARG, "act_vjp: tanh or sigmoid expected, got %s",
                     ebl_unary_name(act));
-  if (!dense(out) || !dense(y) || !dense(dy) || y->dtype != out->dtype ||
-      dy->dtype != out->dtype || !ebl_dtype_is_float(out->dtype) ||
-      ebl_tensor_numel(y) != ebl_tensor_numel(out) ||
-      ebl_tensor_numel(dy) != ebl_tensor_numel(out))
+  const ebl_tensor *t[3] = {out, y, dy};
+  if (!fusable(t, 3))
     return ebl_fail(EBL_EARG, "act_vjp: operands must be dense, of one "
                     "float dtype and one size");
   int64_t n = ebl_tensor_numel(out);

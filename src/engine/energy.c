@@ -242,16 +242,10 @@ static const ebl_tensor *chain_cotangent(ebl_model *m, int s, int node,
                                          const ebl_tensor *signal,
                                          int fresh) {
   const ebl_node *n = &m->nodes[node];
-  const ebl_backend *be = ebl_backend_for(m->device);
   if (!n->has_act)
     return signal;
-  if (fresh && be != NULL && be->act_vjp != NULL &&
-      (n->act == EBL_TANH || n->act == EBL_SIGMOID))
-    return be->act_vjp(n->act, &m->pred[s], &m->pred[s], signal) == EBL_OK
-             ? &m->pred[s] : NULL;
-  if (ebl_unary(n->act_grad, &m->pred[s], &m->pre[s], n->act_param,
-                0.0) != EBL_OK ||
-      ebl_binary(EBL_MUL, &m->pred[s], &m->pred[s], signal) != EBL_OK)
+  if (ebl_act_vjp(n->act, n->act_grad, n->act_param, &m->pred[s],
+                  &m->pre[s], fresh ? &m->pred[s] : NULL, signal) != EBL_OK)
     return NULL;
   return &m->pred[s];
 }

@@ -450,20 +450,25 @@ static ebl_status conv_vjp(const ebl_op *op, const ebl_params *p,
   return bias_vjp(op, p, dy, scale);
 }
 
-/* dx = dy f'(x). Where the backend has act_vjp, tanh and sigmoid take
-   f' from their output y in one pass instead of two; y is NULL where it
-   may no longer be f(x). */
-static ebl_status activation_vjp(const ebl_op *op, const ebl_tensor *x,
-                                 const ebl_tensor *y, const ebl_tensor *dy,
-                                 const ebl_tensor *dx) {
+/* dx = dy f'(x) from f's output y by the backend's act_vjp; 0 when the
+   backend or f cannot (dx is then left alone). */
+static int vjp_from_output(ebl_unary_op act, const ebl_tensor *dx,
+                           const ebl_tensor *y, const ebl_tensor *dy) {
   ebl_device device = ebl_tensor_device(dx);
   const ebl_backend *be = ebl_backend_for(device);
-  if (y != NULL && (op->act == EBL_TANH || op->act == EBL_SIGMOID) &&
-      be != NULL && be->act_vjp != NULL && ebl_tensor_device(y) == device &&
-      ebl_tensor_device(dy) == device &&
-      be->act_vjp(op->act, dx, y, dy) == EBL_OK)
+  return (act == EBL_TANH || act == EBL_SIGMOID) && be != NULL &&
+         be->act_vjp != NULL && ebl_tensor_device(y) == device &&
+         ebl_tensor_device(dy) == device &&
+         be->act_vjp(act, dx, y, dy) == EBL_OK;
+}
+
+ebl_status ebl_act_vjp(ebl_unary_op act, ebl_unary_op act_grad,
+                       double param, const ebl_tensor *dx,
+                       const ebl_tensor *x, const ebl_tensor *y,
+                       const ebl_tensor *dy) {
+  if (y != NULL && vjp_from_output(act, dx, y, dy))
     return EBL_OK;
-  EBL_TRY(ebl_unary(op->act_grad, dx, x, op->act_param, 0.0));
+  EBL_TRY(ebl_unary(act_grad, dx, x, param, 0.0));
   return ebl_binary(EBL_MUL, dx, dx, dy);
 }
 
@@ -502,7 +507,7 @@ static ebl_status op_vjp(const ebl_op *op, const ebl_params *p,
   case EBL_OP_IDENTITY:
     return copy_in_shape(dx, dy, 0);
   case EBL_OP_ACTIVATION:
-    return activation_vjp(op, x, y, dy, dx);
+    return ebl_act_vjp(op->act, op->act_grad, op->act_param, dx, x, y, dy);
   default:
     return ebl_fail(EBL_EARG, "engine: unknown layer kind %d",
                     (int)op->kind);

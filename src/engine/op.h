@@ -94,6 +94,15 @@ ebl_status ebl_chain_vjp_add(const ebl_op *ops, int n, ebl_chain_buf *b,
                              const ebl_tensor *dx, double alpha,
                              double grad_scale);
 
+/* dx = dy f'(x) for the node function or activation op act (act_grad
+   its derivative, param its parameter). Where y = f(x) is given (not
+   NULL) and the backend has act_vjp, tanh and sigmoid take f' from y in
+   one pass instead of two. dx may be y. */
+ebl_status ebl_act_vjp(ebl_unary_op act, ebl_unary_op act_grad,
+                       double param, const ebl_tensor *dx,
+                       const ebl_tensor *x, const ebl_tensor *y,
+                       const ebl_tensor *dy);
+
 /* Builds the transpose of a forward chain for BiPC's feedback: the ops
    reversed, linear maps transposed with the same weights (no bias),
    pooling replaced by its adjoint, activations and reshapes inverted or
